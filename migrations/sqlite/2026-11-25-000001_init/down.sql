@@ -1,0 +1,3 @@
+DROP TABLE sessions;
+DROP TABLE chat_transcripts;
+DROP TABLE agent_events;

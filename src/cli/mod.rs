@@ -1,0 +1,13 @@
+//! Subcommands other than `serve`.
+
+pub mod query;
+
+use crate::config::StoreArgs;
+use crate::store::Store;
+
+/// `hivewatch migrate`: opening the store runs the embedded migrations.
+pub async fn migrate(args: StoreArgs) -> anyhow::Result<()> {
+    let store = Store::open(&args.store_config()?).await?;
+    println!("schema up to date: {}", store.describe());
+    Ok(())
+}

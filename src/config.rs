@@ -1,0 +1,180 @@
+//! Command line and environment: every flag is also an `HIVEWATCH_*` variable; `--help` is the reference.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::pipeline::PipelineConfig;
+use crate::store::{SqliteSync, StoreConfig};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "hivewatch",
+    version,
+    about = "Observability for AI coding agents: OTLP and hook events in, \
+stored, queried and streamed out"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Log output format (logs go to stderr).
+    #[arg(long, global = true, env = "HIVEWATCH_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the receiver: OTLP gRPC, OTLP HTTP, the hook endpoint and the query API.
+    Serve(ServeArgs),
+    /// Create or update the database schema, then exit (`serve` also does this at start).
+    Migrate(StoreArgs),
+    /// Query a running hivewatch: events or sessions, as a table or JSON lines.
+    Query(crate::cli::query::QueryArgs),
+    /// Print the version.
+    Version,
+}
+
+#[derive(Args)]
+pub struct StoreArgs {
+    /// Where hivewatch keeps its data (the SQLite database, unless --database-url says otherwise).
+    #[arg(long, env = "HIVEWATCH_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Database URL: a `sqlite:` path; empty means SQLite in the data directory.
+    #[arg(long, env = "HIVEWATCH_DATABASE_URL")]
+    pub database_url: Option<String>,
+    /// SQLite durability: `full` fsyncs every commit (survives power loss), `normal` survives a process crash.
+    #[arg(long, env = "HIVEWATCH_SQLITE_SYNCHRONOUS", value_enum, default_value_t = SqliteSync::Full)]
+    pub sqlite_synchronous: SqliteSync,
+}
+
+impl fmt::Debug for StoreArgs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // A database URL can hold a password: never print it.
+        f.debug_struct("StoreArgs")
+            .field("data_dir", &self.data_dir)
+            .field(
+                "database_url",
+                &self.database_url.as_ref().map(|_| "[REDACTED]"),
+            )
+            .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .finish()
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("no data directory: pass --data-dir or set HIVEWATCH_DATA_DIR")]
+    NoDataDir,
+    #[error(
+        "unsupported database URL scheme {0:?}: use a sqlite: path (Postgres support is not built yet)"
+    )]
+    UnsupportedDatabase(String),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl StoreArgs {
+    pub fn data_dir(&self) -> Result<PathBuf, ConfigError> {
+        match &self.data_dir {
+            Some(d) => Ok(d.clone()),
+            None => dirs::data_dir()
+                .map(|d| d.join("hivewatch"))
+                .ok_or(ConfigError::NoDataDir),
+        }
+    }
+
+    pub fn store_config(&self) -> Result<StoreConfig, ConfigError> {
+        let path = match self
+            .database_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+        {
+            None => self.data_dir()?.join("hivewatch.db"),
+            Some(url) => {
+                if let Some(rest) = url
+                    .strip_prefix("sqlite://")
+                    .or_else(|| url.strip_prefix("sqlite:"))
+                {
+                    PathBuf::from(rest)
+                } else {
+                    let scheme = url.split(':').next().unwrap_or_default();
+                    return Err(ConfigError::UnsupportedDatabase(scheme.to_string()));
+                }
+            }
+        };
+        Ok(StoreConfig::Sqlite {
+            path,
+            synchronous: self.sqlite_synchronous,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// OTLP/gRPC listen address; port 0 picks a free port (the bound address is printed).
+    #[arg(long, env = "HIVEWATCH_GRPC_ADDR", default_value = "127.0.0.1:4317")]
+    pub grpc_addr: SocketAddr,
+    /// HTTP listen address: OTLP/HTTP, the hook endpoint, the API; port 0 picks a free port.
+    #[arg(long, env = "HIVEWATCH_HTTP_ADDR", default_value = "127.0.0.1:4318")]
+    pub http_addr: SocketAddr,
+    /// Largest request body accepted (after decompression), and largest gRPC message, in bytes.
+    #[arg(long, env = "HIVEWATCH_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Ingest requests that may wait for a commit before new ones are refused with 503 / UNAVAILABLE.
+    #[arg(long, env = "HIVEWATCH_QUEUE_CAPACITY", default_value_t = 4096)]
+    pub queue_capacity: usize,
+    /// Most events committed in one transaction.
+    #[arg(long, env = "HIVEWATCH_MAX_BATCH_EVENTS", default_value_t = 10_000)]
+    pub max_batch_events: usize,
+    /// How long shutdown waits for in-flight requests before it gives up on them, in seconds.
+    #[arg(long, env = "HIVEWATCH_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
+    pub shutdown_timeout_secs: u64,
+}
+
+impl ServeArgs {
+    /// Checks everything that can be checked before a port is bound.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        self.store.store_config()?;
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid(
+                "--max-body-bytes must be at least 1024".into(),
+            ));
+        }
+        if self.queue_capacity == 0 || self.max_batch_events == 0 {
+            return Err(ConfigError::Invalid(
+                "--queue-capacity and --max-batch-events must be positive".into(),
+            ));
+        }
+        if self.grpc_addr == self.http_addr && self.grpc_addr.port() != 0 {
+            return Err(ConfigError::Invalid(format!(
+                "--grpc-addr and --http-addr are both {}: give them different ports",
+                self.grpc_addr
+            )));
+        }
+        Ok(())
+    }
+
+    pub fn pipeline_config(&self) -> PipelineConfig {
+        PipelineConfig {
+            queue_capacity: self.queue_capacity,
+            max_batch_events: self.max_batch_events,
+            ..Default::default()
+        }
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_secs(self.shutdown_timeout_secs)
+    }
+}

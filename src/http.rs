@@ -1,0 +1,67 @@
+//! The HTTP listener (port 4318): OTLP/HTTP, the hook endpoint, the query API and health checks.
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::http::{HeaderMap, header};
+use axum::routing::{get, post};
+use tower_http::decompression::RequestDecompressionLayer;
+
+use crate::api;
+use crate::pipeline::Pipeline;
+use crate::receiver::{IngestError, Logs, Metrics, Traces, hook_http, otlp_http};
+use crate::store::Store;
+
+#[derive(Clone)]
+pub struct AppState {
+    pub pipeline: Pipeline,
+    pub store: Store,
+    /// Largest request body accepted, after decompression.
+    pub max_body_bytes: usize,
+}
+
+pub fn router(state: AppState) -> Router {
+    let ingest = Router::new()
+        .route("/v1/traces", post(otlp_http::handler::<Traces>))
+        .route("/v1/logs", post(otlp_http::handler::<Logs>))
+        .route("/v1/metrics", post(otlp_http::handler::<Metrics>))
+        .route("/api/v1/observability/event", post(hook_http::handler))
+        .layer(RequestDecompressionLayer::new().gzip(true));
+    Router::new()
+        .merge(ingest)
+        .route("/api/v1/observability/events", get(api::events))
+        .route("/api/v1/observability/sessions", get(api::sessions))
+        .route("/api/v1/observability/sessions/{id}", get(api::session))
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .with_state(state)
+}
+
+/// Reads a whole request body (chunked or not, decompressed), refusing more than `limit` bytes.
+pub async fn read_body(
+    headers: &HeaderMap,
+    body: Body,
+    limit: usize,
+) -> Result<Bytes, IngestError> {
+    let too_large = || {
+        IngestError::TooLarge(format!(
+            "request body is larger than the limit of {limit} bytes"
+        ))
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    let compressed = headers.contains_key(header::CONTENT_ENCODING);
+    if !compressed && declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    axum::body::to_bytes(body, limit).await.map_err(|e| {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
+        while let Some(err) = source {
+            if err.is::<http_body_util::LengthLimitError>() {
+                return too_large();
+            }
+            source = err.source();
+        }
+        IngestError::BadRequest(format!("could not read the request body: {e}"))
+    })
+}

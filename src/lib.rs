@@ -1,0 +1,24 @@
+//! hivewatch: an OpenTelemetry-native receiver for AI coding agents.
+//!
+//! ```text
+//!  hook JSON ─┐
+//!  OTLP gRPC ─┼─> receiver ──> normalize (model, pure) ──> redact ──> pipeline (group commit)
+//!  OTLP HTTP ─┘                                                          │
+//!                                                                        ▼
+//!                                                      store (SQLite; the system of record)
+//!                                                                        │
+//!                                                         query API (events, sessions, timeline)
+//! ```
+//!
+//! An ingest request is answered only after its events are committed: `pipeline` batches the events of many
+//! concurrent requests into one transaction, so durability costs one commit per batch, not per request.
+
+pub mod api;
+pub mod app;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod model;
+pub mod pipeline;
+pub mod receiver;
+pub mod store;

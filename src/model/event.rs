@@ -1,0 +1,161 @@
+//! `AgentEvent`: the one event model every input is normalized into and every sink reads.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::ids::{SpanId, TraceId};
+
+/// Where an event came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// A Claude Code hook payload, from `hivewatch hook` or posted by Claude Code itself.
+    Hook,
+    OtlpLog,
+    OtlpSpan,
+    /// The envelope of the seed API (`hook_event_type` + `payload`).
+    Api,
+}
+
+impl Source {
+    pub const ALL: [Source; 4] = [Source::Hook, Source::OtlpLog, Source::OtlpSpan, Source::Api];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Hook => "hook",
+            Source::OtlpLog => "otlp_log",
+            Source::OtlpSpan => "otlp_span",
+            Source::Api => "api",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|v| v.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Ok,
+    Error,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Ok => "ok",
+            Status::Error => "error",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "ok" => Some(Status::Ok),
+            "error" => Some(Status::Error),
+            _ => None,
+        }
+    }
+}
+
+/// OTLP's severity ranges, by name; ordered so that filters can ask for a minimum.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Trace,
+    Debug,
+    Info,
+    Warn,
+    Error,
+    Fatal,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 6] = [
+        Severity::Trace,
+        Severity::Debug,
+        Severity::Info,
+        Severity::Warn,
+        Severity::Error,
+        Severity::Fatal,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Trace => "trace",
+            Severity::Debug => "debug",
+            Severity::Info => "info",
+            Severity::Warn => "warn",
+            Severity::Error => "error",
+            Severity::Fatal => "fatal",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        let lower = s.to_ascii_lowercase();
+        match lower.as_str() {
+            "warning" => Some(Severity::Warn),
+            "critical" => Some(Severity::Fatal),
+            other => Self::ALL.into_iter().find(|v| v.as_str() == other),
+        }
+    }
+
+    /// OTLP `SeverityNumber` (1..=24) to its range; 0 (unspecified) gives `None`.
+    pub fn from_otlp_number(n: i32) -> Option<Self> {
+        match n {
+            1..=4 => Some(Severity::Trace),
+            5..=8 => Some(Severity::Debug),
+            9..=12 => Some(Severity::Info),
+            13..=16 => Some(Severity::Warn),
+            17..=20 => Some(Severity::Error),
+            21..=24 => Some(Severity::Fatal),
+            _ => None,
+        }
+    }
+}
+
+/// One thing an agent did, as hivewatch stores and streams it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentEvent {
+    /// Idempotency key: a retried delivery of the same event stores nothing new.
+    pub event_id: Uuid,
+    /// The hook name as sent (unknown names kept verbatim), `span`, or the log's `event.name`.
+    pub event_type: String,
+    pub source: Source,
+    pub session_id: Uuid,
+    pub agent_id: String,
+    pub source_app: String,
+    pub prompt_id: Option<String>,
+    pub tool_name: Option<String>,
+    pub tool_use_id: Option<String>,
+    pub trace_id: TraceId,
+    pub span_id: Option<SpanId>,
+    pub parent_span_id: Option<SpanId>,
+    pub status: Status,
+    pub severity: Severity,
+    /// For a finished tool call: its duration; for a span: end minus start.
+    pub latency_ms: Option<i64>,
+    /// When it happened.
+    pub created_at: DateTime<Utc>,
+    /// When hivewatch committed it (set by the store).
+    pub received_at: DateTime<Utc>,
+    /// The sanitized original: the hook JSON, or the OTLP item's attributes as JSON.
+    pub payload: serde_json::Value,
+}
+
+/// An event as read back from the store: the model plus its commit-order id.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub id: i64,
+    #[serde(flatten)]
+    pub event: AgentEvent,
+}
+
+pub fn is_tool_start(event_type: &str) -> bool {
+    event_type == "PreToolUse"
+}
+
+pub fn is_tool_finish(event_type: &str) -> bool {
+    matches!(event_type, "PostToolUse" | "PostToolUseFailure")
+}

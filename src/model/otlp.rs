@@ -1,0 +1,406 @@
+//! OTLP spans and log records into `AgentEvent`s: one path for gRPC, protobuf over HTTP and JSON over HTTP.
+//!
+//! A record with a bad id is rejected alone and reported back through OTLP `partial_success`; the rest of the
+//! batch is kept.
+
+use chrono::{DateTime, TimeZone, Utc};
+use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
+use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::trace::v1::Span;
+use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
+use prost::Message;
+use serde_json::{Map, Value};
+use uuid::Uuid;
+
+use super::event::{AgentEvent, Severity, Source, Status};
+use super::ids::{IdError, SpanId, TraceId, content_uuid, session_uuid};
+
+/// The outcome of normalizing one export request.
+#[derive(Debug, Default)]
+pub struct Normalized {
+    pub events: Vec<AgentEvent>,
+    /// Items in the request, accepted or not.
+    pub total: usize,
+    pub rejected: usize,
+    /// The first rejection, as a message that names the item and the problem.
+    pub first_error: Option<String>,
+}
+
+impl Normalized {
+    fn reject(&mut self, what: String) {
+        self.rejected += 1;
+        if self.first_error.is_none() {
+            self.first_error = Some(what);
+        }
+    }
+
+    /// A message for `partial_success.error_message` or a 400: the first problem and how many there were.
+    pub fn error_message(&self) -> String {
+        match (&self.first_error, self.rejected) {
+            (Some(first), 1) => first.clone(),
+            (Some(first), n) => format!("{first} (and {} more rejected)", n - 1),
+            (None, _) => String::new(),
+        }
+    }
+}
+
+/// Attributes of the resource an item came from, resolved once per resource.
+struct ResourceInfo {
+    attrs: Map<String, Value>,
+    service_name: Option<String>,
+    agent_id: Option<String>,
+    session: Option<String>,
+    digest: Vec<u8>,
+}
+
+impl ResourceInfo {
+    fn new(attributes: &[KeyValue]) -> Self {
+        let attrs = attributes_to_json(attributes);
+        let s = |k: &str| attrs.get(k).and_then(Value::as_str).map(str::to_string);
+        let mut digest = Vec::new();
+        for kv in attributes {
+            kv.encode(&mut digest)
+                .expect("encoding into a Vec cannot fail");
+        }
+        ResourceInfo {
+            service_name: s("service.name"),
+            agent_id: s("gen_ai.agent.id").or_else(|| s("service.instance.id")),
+            session: s("session.id").or_else(|| s("gen_ai.conversation.id")),
+            attrs,
+            digest,
+        }
+    }
+}
+
+/// The well-known attributes of one record, lifted out of its attribute map.
+struct Lifted {
+    session_id: Uuid,
+    agent_id: String,
+    prompt_id: Option<String>,
+    tool_name: Option<String>,
+    tool_use_id: Option<String>,
+    failed: bool,
+}
+
+fn lift(attrs: &Map<String, Value>, res: &ResourceInfo, trace_id: Option<TraceId>) -> Lifted {
+    let s = |k: &str| {
+        attrs
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|v| !v.is_empty())
+            .map(str::to_string)
+    };
+    let session_id = s("session.id")
+        .or_else(|| s("gen_ai.conversation.id"))
+        .or_else(|| res.session.clone())
+        .map(|raw| session_uuid(&raw))
+        .or_else(|| trace_id.map(|t| Uuid::from_bytes(t.0)))
+        .unwrap_or(Uuid::nil());
+    Lifted {
+        session_id,
+        agent_id: s("gen_ai.agent.id")
+            .or_else(|| s("agent_id"))
+            .or_else(|| res.agent_id.clone())
+            .unwrap_or_else(|| "main".into()),
+        prompt_id: s("prompt.id").or_else(|| s("gen_ai.prompt.id")),
+        tool_name: s("tool_name").or_else(|| s("gen_ai.tool.name")),
+        tool_use_id: s("tool_use_id").or_else(|| s("gen_ai.tool.call.id")),
+        failed: attrs.get("success").and_then(Value::as_bool) == Some(false),
+    }
+}
+
+pub fn normalize_traces(req: &ExportTraceServiceRequest, now: DateTime<Utc>) -> Normalized {
+    let mut out = Normalized::default();
+    for rs in &req.resource_spans {
+        let res = ResourceInfo::new(
+            rs.resource
+                .as_ref()
+                .map(|r| r.attributes.as_slice())
+                .unwrap_or_default(),
+        );
+        for ss in &rs.scope_spans {
+            let scope = ss.scope.as_ref().map(|s| scope_json(&s.name, &s.version));
+            for span in &ss.spans {
+                let index = out.total;
+                out.total += 1;
+                match span_event(span, &res, scope.as_ref(), now) {
+                    Ok(ev) => out.events.push(ev),
+                    Err(e) => out.reject(format!("span {index} ({:?}): {e}", span.name)),
+                }
+            }
+        }
+    }
+    out
+}
+
+fn span_event(
+    span: &Span,
+    res: &ResourceInfo,
+    scope: Option<&Value>,
+    now: DateTime<Utc>,
+) -> Result<AgentEvent, IdError> {
+    let trace_id = TraceId::from_wire("trace_id", &span.trace_id)?.ok_or(IdError::Length {
+        field: "trace_id",
+        expected: 16,
+        got: 0,
+    })?;
+    let span_id = SpanId::from_wire("span_id", &span.span_id)?.ok_or(IdError::Length {
+        field: "span_id",
+        expected: 8,
+        got: 0,
+    })?;
+    let parent_span_id = SpanId::from_wire("parent_span_id", &span.parent_span_id)?;
+    let attrs = attributes_to_json(&span.attributes);
+    let lifted = lift(&attrs, res, Some(trace_id));
+    let status_code = span.status.as_ref().map(|s| s.code).unwrap_or_default();
+    let failed = status_code == StatusCode::Error as i32 || lifted.failed;
+    let latency_ms = (span.end_time_unix_nano >= span.start_time_unix_nano
+        && span.end_time_unix_nano > 0)
+        .then(|| ((span.end_time_unix_nano - span.start_time_unix_nano) / 1_000_000) as i64);
+
+    let mut payload = Map::new();
+    payload.insert("name".into(), Value::String(span.name.clone()));
+    payload.insert("kind".into(), Value::from(span.kind));
+    payload.insert("attributes".into(), Value::Object(attrs));
+    payload.insert("resource".into(), Value::Object(res.attrs.clone()));
+    if let Some(scope) = scope {
+        payload.insert("scope".into(), scope.clone());
+    }
+    if let Some(st) = &span.status {
+        payload.insert(
+            "status".into(),
+            serde_json::json!({"code": st.code, "message": st.message}),
+        );
+    }
+    payload.insert(
+        "start_time_unix_nano".into(),
+        Value::from(span.start_time_unix_nano),
+    );
+    payload.insert(
+        "end_time_unix_nano".into(),
+        Value::from(span.end_time_unix_nano),
+    );
+    if !span.events.is_empty() {
+        let events = span
+            .events
+            .iter()
+            .map(|e| {
+                serde_json::json!({"name": e.name, "time_unix_nano": e.time_unix_nano,
+                                   "attributes": attributes_to_json(&e.attributes)})
+            })
+            .collect();
+        payload.insert("events".into(), Value::Array(events));
+    }
+    if !span.links.is_empty() {
+        let links = span
+            .links
+            .iter()
+            .map(|l| serde_json::json!({"trace_id": hex::encode(&l.trace_id), "span_id": hex::encode(&l.span_id)}))
+            .collect();
+        payload.insert("links".into(), Value::Array(links));
+    }
+
+    let event_id = content_uuid(&[
+        b"span",
+        &trace_id.0,
+        &span_id.0,
+        &span.start_time_unix_nano.to_le_bytes(),
+        span.name.as_bytes(),
+    ]);
+    Ok(AgentEvent {
+        event_id,
+        event_type: "span".into(),
+        source: Source::OtlpSpan,
+        session_id: lifted.session_id,
+        agent_id: lifted.agent_id,
+        source_app: res.service_name.clone().unwrap_or_else(|| "unknown".into()),
+        prompt_id: lifted.prompt_id,
+        tool_name: lifted.tool_name,
+        tool_use_id: lifted.tool_use_id,
+        trace_id,
+        span_id: Some(span_id),
+        parent_span_id,
+        status: if failed { Status::Error } else { Status::Ok },
+        severity: if failed {
+            Severity::Error
+        } else {
+            Severity::Info
+        },
+        latency_ms,
+        created_at: nanos_to_time(span.start_time_unix_nano).unwrap_or(now),
+        received_at: now,
+        payload: Value::Object(payload),
+    })
+}
+
+pub fn normalize_logs(req: &ExportLogsServiceRequest, now: DateTime<Utc>) -> Normalized {
+    let mut out = Normalized::default();
+    let mut encoded = Vec::new();
+    for rl in &req.resource_logs {
+        let res = ResourceInfo::new(
+            rl.resource
+                .as_ref()
+                .map(|r| r.attributes.as_slice())
+                .unwrap_or_default(),
+        );
+        for sl in &rl.scope_logs {
+            let scope = sl.scope.as_ref().map(|s| scope_json(&s.name, &s.version));
+            for record in &sl.log_records {
+                let index = out.total;
+                out.total += 1;
+                encoded.clear();
+                record
+                    .encode(&mut encoded)
+                    .expect("encoding into a Vec cannot fail");
+                match log_event(record, &encoded, &res, scope.as_ref(), now) {
+                    Ok(ev) => out.events.push(ev),
+                    Err(e) => out.reject(format!("log record {index}: {e}")),
+                }
+            }
+        }
+    }
+    out
+}
+
+fn log_event(
+    record: &LogRecord,
+    encoded: &[u8],
+    res: &ResourceInfo,
+    scope: Option<&Value>,
+    now: DateTime<Utc>,
+) -> Result<AgentEvent, IdError> {
+    let trace = TraceId::from_wire("trace_id", &record.trace_id)?;
+    let span_id = SpanId::from_wire("span_id", &record.span_id)?;
+    let attrs = attributes_to_json(&record.attributes);
+    let lifted = lift(&attrs, res, trace);
+    let event_type = attrs
+        .get("event.name")
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
+        .or_else(|| (!record.event_name.is_empty()).then(|| record.event_name.clone()))
+        .unwrap_or_else(|| "log".into());
+    let severity = Severity::from_otlp_number(record.severity_number)
+        .or_else(|| Severity::parse(&record.severity_text))
+        .unwrap_or(Severity::Info);
+    let failed = lifted.failed || severity >= Severity::Error || event_type.ends_with("api_error");
+    let severity = if failed {
+        severity.max(Severity::Error)
+    } else {
+        severity
+    };
+    let latency_ms = attrs
+        .get("duration_ms")
+        .and_then(|v| v.as_i64().or_else(|| v.as_str()?.parse().ok()));
+    let created_at = nanos_to_time(record.time_unix_nano)
+        .or_else(|| nanos_to_time(record.observed_time_unix_nano))
+        .unwrap_or(now);
+
+    let mut payload = Map::new();
+    if let Some(body) = &record.body {
+        payload.insert("body".into(), any_value_to_json(body));
+    }
+    payload.insert("attributes".into(), Value::Object(attrs));
+    payload.insert("resource".into(), Value::Object(res.attrs.clone()));
+    if let Some(scope) = scope {
+        payload.insert("scope".into(), scope.clone());
+    }
+    if !record.severity_text.is_empty() {
+        payload.insert(
+            "severity_text".into(),
+            Value::String(record.severity_text.clone()),
+        );
+    }
+
+    Ok(AgentEvent {
+        // Records may repeat time, body and trace context and differ only in attributes: hash all of it.
+        event_id: content_uuid(&[b"log", &res.digest, encoded]),
+        event_type,
+        source: Source::OtlpLog,
+        session_id: lifted.session_id,
+        agent_id: lifted.agent_id,
+        source_app: res.service_name.clone().unwrap_or_else(|| "unknown".into()),
+        prompt_id: lifted.prompt_id,
+        tool_name: lifted.tool_name,
+        tool_use_id: lifted.tool_use_id,
+        trace_id: trace.unwrap_or_else(|| TraceId(*lifted.session_id.as_bytes())),
+        span_id,
+        parent_span_id: None,
+        status: if failed { Status::Error } else { Status::Ok },
+        severity,
+        latency_ms,
+        created_at,
+        received_at: now,
+        payload: Value::Object(payload),
+    })
+}
+
+/// Metrics carry no events; they are checked and counted (data points in the request).
+pub fn count_metric_points(req: &ExportMetricsServiceRequest) -> usize {
+    req.resource_metrics
+        .iter()
+        .flat_map(|rm| &rm.scope_metrics)
+        .flat_map(|sm| &sm.metrics)
+        .map(|m| match &m.data {
+            Some(Data::Gauge(g)) => g.data_points.len(),
+            Some(Data::Sum(s)) => s.data_points.len(),
+            Some(Data::Histogram(h)) => h.data_points.len(),
+            Some(Data::ExponentialHistogram(h)) => h.data_points.len(),
+            Some(Data::Summary(s)) => s.data_points.len(),
+            None => 0,
+        })
+        .sum()
+}
+
+fn nanos_to_time(nanos: u64) -> Option<DateTime<Utc>> {
+    if nanos == 0 {
+        return None;
+    }
+    Utc.timestamp_opt(
+        (nanos / 1_000_000_000) as i64,
+        (nanos % 1_000_000_000) as u32,
+    )
+    .single()
+}
+
+fn scope_json(name: &str, version: &str) -> Value {
+    serde_json::json!({"name": name, "version": version})
+}
+
+pub fn attributes_to_json(attributes: &[KeyValue]) -> Map<String, Value> {
+    attributes
+        .iter()
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                kv.value
+                    .as_ref()
+                    .map(any_value_to_json)
+                    .unwrap_or(Value::Null),
+            )
+        })
+        .collect()
+}
+
+pub fn any_value_to_json(v: &AnyValue) -> Value {
+    match &v.value {
+        None => Value::Null,
+        Some(any_value::Value::StringValue(s)) => Value::String(s.clone()),
+        Some(any_value::Value::BoolValue(b)) => Value::Bool(*b),
+        Some(any_value::Value::IntValue(i)) => Value::from(*i),
+        Some(any_value::Value::DoubleValue(d)) => serde_json::Number::from_f64(*d)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        Some(any_value::Value::ArrayValue(a)) => {
+            Value::Array(a.values.iter().map(any_value_to_json).collect())
+        }
+        Some(any_value::Value::KvlistValue(kv)) => Value::Object(attributes_to_json(&kv.values)),
+        Some(any_value::Value::BytesValue(b)) => Value::String(hex::encode(b)),
+        // An index into a profiles string table: meaningless outside a profile.
+        Some(any_value::Value::StringValueStrindex(i)) => Value::from(*i),
+    }
+}

@@ -1,0 +1,139 @@
+//! Group commit: the events of many concurrent ingest requests are committed in one transaction, and each
+//! request is answered once the transaction that holds its events has committed.
+//!
+//! Requests queue in a bounded channel. The committer takes everything queued (up to a batch limit), commits it,
+//! and answers every request of the batch; while it commits, the next batch queues up. A full queue answers
+//! `Overloaded` after a short wait, which the receivers turn into 503 / `UNAVAILABLE`, retryable by any OTLP
+//! exporter.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use crate::model::AgentEvent;
+use crate::model::redact::redact_json;
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    /// Requests that may wait for a commit.
+    pub queue_capacity: usize,
+    /// Events in one transaction, at most (a larger request still commits whole).
+    pub max_batch_events: usize,
+    /// How long a request waits for room in a full queue before it is refused.
+    pub enqueue_timeout: Duration,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            queue_capacity: 4096,
+            max_batch_events: 10_000,
+            enqueue_timeout: Duration::from_millis(500),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    #[error("ingest queue is full")]
+    Overloaded,
+    #[error("{0}")]
+    Store(StoreError),
+    #[error("hivewatch is shutting down")]
+    ShuttingDown,
+}
+
+/// What a committed request learns.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Accepted {
+    pub events: usize,
+}
+
+struct Submission {
+    events: Vec<AgentEvent>,
+    ack: oneshot::Sender<Result<Accepted, StoreError>>,
+}
+
+#[derive(Clone)]
+pub struct Pipeline {
+    tx: mpsc::Sender<Submission>,
+    enqueue_timeout: Duration,
+}
+
+impl Pipeline {
+    /// Starts the committer. It ends once every `Pipeline` clone is dropped and the queue is drained.
+    pub fn start(store: Store, config: PipelineConfig) -> (Pipeline, JoinHandle<()>) {
+        let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
+        let task = tokio::spawn(run_committer(rx, store, config.max_batch_events.max(1)));
+        (
+            Pipeline {
+                tx,
+                enqueue_timeout: config.enqueue_timeout,
+            },
+            task,
+        )
+    }
+
+    /// Redacts and commits `events`; returns once they are durable.
+    pub async fn submit(&self, mut events: Vec<AgentEvent>) -> Result<Accepted, SubmitError> {
+        if events.is_empty() {
+            return Ok(Accepted::default());
+        }
+        for ev in &mut events {
+            redact_json(&mut ev.payload);
+        }
+        let permit = match tokio::time::timeout(self.enqueue_timeout, self.tx.reserve()).await {
+            Ok(Ok(permit)) => permit,
+            Ok(Err(_)) => return Err(SubmitError::ShuttingDown),
+            Err(_) => return Err(SubmitError::Overloaded),
+        };
+        let (ack, done) = oneshot::channel();
+        permit.send(Submission { events, ack });
+        match done.await {
+            Ok(result) => result.map_err(SubmitError::Store),
+            Err(_) => Err(SubmitError::ShuttingDown),
+        }
+    }
+}
+
+async fn run_committer(mut rx: mpsc::Receiver<Submission>, store: Store, max_batch_events: usize) {
+    let mut acks = Vec::new();
+    let mut counts = Vec::new();
+    while let Some(first) = rx.recv().await {
+        let mut events = first.events;
+        acks.push(first.ack);
+        counts.push(events.len());
+        while events.len() < max_batch_events {
+            match rx.try_recv() {
+                Ok(sub) => {
+                    counts.push(sub.events.len());
+                    events.extend(sub.events);
+                    acks.push(sub.ack);
+                }
+                Err(_) => break,
+            }
+        }
+        let batch = events.len();
+        let result = store.commit(events).await;
+        match &result {
+            Ok(outcome) => tracing::debug!(
+                batch,
+                requests = acks.len(),
+                inserted = outcome.inserted.len(),
+                duplicates = outcome.duplicates,
+                "committed"
+            ),
+            Err(e) => tracing::warn!(batch, requests = acks.len(), error = %e, "commit failed"),
+        }
+        for (ack, n) in acks.drain(..).zip(counts.drain(..)) {
+            let answer = match &result {
+                Ok(_) => Ok(Accepted { events: n }),
+                Err(e) => Err(StoreError::Unavailable(e.to_string())),
+            };
+            // The request may have gone away (client hung up); its events are committed all the same.
+            let _ = ack.send(answer);
+        }
+    }
+}

@@ -1,0 +1,220 @@
+//! `POST /api/v1/observability/event`: a Claude Code hook payload as is (a valid `type: "http"` hook target),
+//! the seed API's envelope, or a JSON array of either (how `hivewatch hook` delivers its spool).
+//!
+//! What the payload cannot say travels beside it: the headers `X-Hivewatch-Event-Id`, `X-Hivewatch-Time`,
+//! `X-Hivewatch-Source-App`, `X-Hivewatch-Agent-Id` and `traceparent`, or per item a `_hivewatch` object with the
+//! keys `event_id`, `time`, `source_app`, `agent_id`, `traceparent`. Claude Code parses the answer of an http
+//! hook as hook output, so a single payload is answered `{}`: nothing that could steer the agent.
+
+use axum::Json;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use super::IngestError;
+use crate::http::{AppState, read_body};
+use crate::model::hook::{HookContext, json_kind, normalize_hook};
+
+pub const EVENT_ID_HEADER: &str = "x-hivewatch-event-id";
+pub const TIME_HEADER: &str = "x-hivewatch-time";
+pub const SOURCE_APP_HEADER: &str = "x-hivewatch-source-app";
+pub const AGENT_ID_HEADER: &str = "x-hivewatch-agent-id";
+/// The per-item field that carries the sender's context inside a payload.
+pub const CONTEXT_FIELD: &str = "_hivewatch";
+
+pub fn error_response(err: &IngestError) -> Response {
+    let status = match err {
+        IngestError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+        IngestError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    let mut resp = (status, Json(json!({ "error": err.to_string() }))).into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    match receive(&state, &headers, body).await {
+        Ok(resp) => resp,
+        Err(e) => error_response(&e),
+    }
+}
+
+async fn receive(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, IngestError> {
+    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
+        let ct = ct.to_str().unwrap_or_default();
+        let essence = ct
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        if essence != "application/json" && !essence.ends_with("+json") {
+            return Err(IngestError::UnsupportedMediaType(format!(
+                "content-type must be application/json, got {ct:?}"
+            )));
+        }
+    }
+    let bytes = read_body(headers, body, state.max_body_bytes).await?;
+    if let Err(e) = std::str::from_utf8(&bytes) {
+        return Err(IngestError::BadRequest(format!(
+            "body is not valid UTF-8 (at byte {})",
+            e.valid_up_to()
+        )));
+    }
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| IngestError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    let base = context_from_headers(headers)?;
+    let now = Utc::now();
+
+    match value {
+        Value::Array(items) => {
+            let total = items.len();
+            let mut events = Vec::with_capacity(total);
+            let mut errors = Vec::new();
+            for (i, item) in items.into_iter().enumerate() {
+                match item_context(item, &base).and_then(|(item, ctx)| {
+                    normalize_hook(item, &ctx, now).map_err(|e| e.to_string())
+                }) {
+                    Ok(ev) => events.push(ev),
+                    Err(e) => errors.push(format!("item {i}: {e}")),
+                }
+            }
+            if events.is_empty() && !errors.is_empty() {
+                return Err(IngestError::BadRequest(errors.join("; ")));
+            }
+            let accepted = events.len();
+            state.pipeline.submit(events).await?;
+            Ok(
+                Json(json!({ "accepted": accepted, "rejected": errors.len(), "errors": errors }))
+                    .into_response(),
+            )
+        }
+        item => {
+            let (item, ctx) = item_context(item, &base).map_err(IngestError::BadRequest)?;
+            let event = normalize_hook(item, &ctx, now)
+                .map_err(|e| IngestError::BadRequest(e.to_string()))?;
+            state.pipeline.submit(vec![event]).await?;
+            Ok(Json(json!({})).into_response())
+        }
+    }
+}
+
+fn header_str<'a>(
+    headers: &'a HeaderMap,
+    name: &'static str,
+) -> Result<Option<&'a str>, IngestError> {
+    headers
+        .get(name)
+        .map(|v| {
+            v.to_str()
+                .map_err(|_| IngestError::BadRequest(format!("header {name} is not text")))
+        })
+        .transpose()
+}
+
+fn context_from_headers(headers: &HeaderMap) -> Result<HookContext, IngestError> {
+    let event_id = header_str(headers, EVENT_ID_HEADER)?
+        .map(|s| {
+            parse_event_id(s)
+                .map_err(|e| IngestError::BadRequest(format!("header {EVENT_ID_HEADER}: {e}")))
+        })
+        .transpose()?;
+    let created_at = header_str(headers, TIME_HEADER)?
+        .map(|s| {
+            parse_time(s).map_err(|e| IngestError::BadRequest(format!("header {TIME_HEADER}: {e}")))
+        })
+        .transpose()?;
+    Ok(HookContext {
+        event_id,
+        created_at,
+        source_app: header_str(headers, SOURCE_APP_HEADER)?.map(str::to_string),
+        agent_id: header_str(headers, AGENT_ID_HEADER)?.map(str::to_string),
+        traceparent: header_str(headers, "traceparent")?.map(str::to_string),
+    })
+}
+
+/// Takes the `_hivewatch` object out of an item; its fields win over the request's headers.
+fn item_context(mut item: Value, base: &HookContext) -> Result<(Value, HookContext), String> {
+    let mut ctx = base.clone();
+    let Some(obj) = item.as_object_mut() else {
+        return Err(format!(
+            "hook payload must be a JSON object, got {}",
+            json_kind(&item)
+        ));
+    };
+    let Some(extra) = obj.remove(CONTEXT_FIELD) else {
+        return Ok((item, ctx));
+    };
+    let Value::Object(extra) = extra else {
+        return Err(format!("`{CONTEXT_FIELD}` must be an object"));
+    };
+    let text = |k: &str| -> Result<Option<String>, String> {
+        match extra.get(k) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(format!("`{CONTEXT_FIELD}.{k}` must be a string")),
+        }
+    };
+    if let Some(id) = text("event_id")? {
+        ctx.event_id =
+            Some(parse_event_id(&id).map_err(|e| format!("`{CONTEXT_FIELD}.event_id`: {e}"))?);
+    }
+    match extra.get("time") {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => {
+            ctx.created_at =
+                Some(parse_time(s).map_err(|e| format!("`{CONTEXT_FIELD}.time`: {e}"))?)
+        }
+        Some(Value::Number(n)) => {
+            ctx.created_at = n
+                .as_i64()
+                .and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+        }
+        Some(_) => {
+            return Err(format!(
+                "`{CONTEXT_FIELD}.time` must be RFC 3339 text or epoch milliseconds"
+            ));
+        }
+    }
+    if let Some(v) = text("source_app")? {
+        ctx.source_app = Some(v);
+    }
+    if let Some(v) = text("agent_id")? {
+        ctx.agent_id = Some(v);
+    }
+    if let Some(v) = text("traceparent")? {
+        ctx.traceparent = Some(v);
+    }
+    Ok((item, ctx))
+}
+
+fn parse_event_id(s: &str) -> Result<Uuid, String> {
+    Uuid::parse_str(s.trim()).map_err(|_| format!("{s:?} is not a UUID"))
+}
+
+/// RFC 3339, or milliseconds since the epoch.
+fn parse_time(s: &str) -> Result<DateTime<Utc>, String> {
+    let s = s.trim();
+    if let Ok(ms) = s.parse::<i64>() {
+        return Utc
+            .timestamp_millis_opt(ms)
+            .single()
+            .ok_or_else(|| format!("{s:?} is out of range"));
+    }
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| format!("{s:?} is neither RFC 3339 nor epoch milliseconds"))
+}

@@ -1,0 +1,98 @@
+//! OTLP over gRPC (port 4317): TraceService, LogsService and MetricsService, gzip and zstd accepted.
+
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use tokio::net::TcpListener;
+use tonic::codec::CompressionEncoding;
+use tonic::{Request, Response, Status};
+
+use super::{Logs, Metrics, Signal, Traces, export};
+use crate::pipeline::Pipeline;
+
+#[derive(Clone)]
+pub struct OtlpGrpc {
+    pipeline: Pipeline,
+}
+
+async fn handle<S: Signal>(
+    pipeline: &Pipeline,
+    req: S::Request,
+) -> Result<Response<S::Response>, Status> {
+    export::<S>(pipeline, req)
+        .await
+        .map(Response::new)
+        .map_err(|e| e.grpc_status())
+}
+
+#[tonic::async_trait]
+impl TraceService for OtlpGrpc {
+    async fn export(
+        &self,
+        request: Request<ExportTraceServiceRequest>,
+    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
+        handle::<Traces>(&self.pipeline, request.into_inner()).await
+    }
+}
+
+#[tonic::async_trait]
+impl LogsService for OtlpGrpc {
+    async fn export(
+        &self,
+        request: Request<ExportLogsServiceRequest>,
+    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
+        handle::<Logs>(&self.pipeline, request.into_inner()).await
+    }
+}
+
+#[tonic::async_trait]
+impl MetricsService for OtlpGrpc {
+    async fn export(
+        &self,
+        request: Request<ExportMetricsServiceRequest>,
+    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
+        handle::<Metrics>(&self.pipeline, request.into_inner()).await
+    }
+}
+
+/// Serves the three OTLP services on `listener` until `shutdown` resolves, then finishes in-flight calls.
+pub async fn serve(
+    listener: TcpListener,
+    pipeline: Pipeline,
+    max_message_bytes: usize,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), tonic::transport::Error> {
+    let svc = OtlpGrpc { pipeline };
+    macro_rules! configure {
+        ($server:ident) => {
+            $server::new(svc.clone())
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
+                .max_decoding_message_size(max_message_bytes)
+        };
+    }
+    tonic::transport::Server::builder()
+        .add_service(configure!(TraceServiceServer))
+        .add_service(configure!(LogsServiceServer))
+        .add_service(configure!(MetricsServiceServer))
+        .serve_with_incoming_shutdown(
+            tokio_stream::wrappers::TcpListenerStream::new(listener),
+            shutdown,
+        )
+        .await
+}

@@ -1,0 +1,148 @@
+//! OTLP over HTTP (port 4318): `/v1/traces`, `/v1/logs`, `/v1/metrics`, protobuf or JSON, gzip or plain,
+//! with or without Content-Length. Answers in the encoding of the request; errors are `google.rpc.Status`.
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use prost::Message;
+
+use super::{IngestError, Signal, export};
+use crate::http::{AppState, read_body};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        }
+    }
+
+    fn from_headers(headers: &HeaderMap) -> Result<Encoding, IngestError> {
+        let raw = headers
+            .get(header::CONTENT_TYPE)
+            .map(|v| v.to_str().unwrap_or("(not text)"));
+        let essence = raw.map(|v| {
+            v.split(';')
+                .next()
+                .unwrap_or_default()
+                .trim()
+                .to_ascii_lowercase()
+        });
+        match essence.as_deref() {
+            Some("application/x-protobuf" | "application/protobuf") => Ok(Encoding::Protobuf),
+            Some("application/json") => Ok(Encoding::Json),
+            Some(_) => Err(IngestError::UnsupportedMediaType(format!(
+                "content-type must be application/x-protobuf or application/json, got {:?}",
+                raw.unwrap_or_default()
+            ))),
+            None => Err(IngestError::UnsupportedMediaType(
+                "content-type is missing: send application/x-protobuf or application/json".into(),
+            )),
+        }
+    }
+}
+
+/// `google.rpc.Status`, the body of an OTLP/HTTP error answer.
+#[derive(Clone, PartialEq, prost::Message, serde::Serialize)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+fn encode<T: Message + serde::Serialize>(encoding: Encoding, msg: &T) -> Vec<u8> {
+    match encoding {
+        Encoding::Protobuf => msg.encode_to_vec(),
+        Encoding::Json => serde_json::to_vec(msg).unwrap_or_else(|_| b"{}".to_vec()),
+    }
+}
+
+pub fn error_response(encoding: Encoding, err: &IngestError) -> Response {
+    let (status, code) = match err {
+        IngestError::BadRequest(_) => (StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument),
+        IngestError::TooLarge(_) => (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            tonic::Code::ResourceExhausted,
+        ),
+        IngestError::UnsupportedMediaType(_) => (
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            tonic::Code::InvalidArgument,
+        ),
+        IngestError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable),
+    };
+    let body = encode(
+        encoding,
+        &RpcStatus {
+            code: code as i32,
+            message: err.to_string(),
+        },
+    );
+    let mut resp = (
+        status,
+        [(header::CONTENT_TYPE, encoding.content_type())],
+        body,
+    )
+        .into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        resp.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    resp
+}
+
+pub async fn handler<S: Signal>(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let encoding = match Encoding::from_headers(&headers) {
+        Ok(e) => e,
+        Err(e) => return error_response(Encoding::Json, &e),
+    };
+    match receive::<S>(&state, encoding, &headers, body).await {
+        Ok(resp) => (
+            [(header::CONTENT_TYPE, encoding.content_type())],
+            encode(encoding, &resp),
+        )
+            .into_response(),
+        Err(e) => error_response(encoding, &e),
+    }
+}
+
+async fn receive<S: Signal>(
+    state: &AppState,
+    encoding: Encoding,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<S::Response, IngestError> {
+    let bytes = read_body(headers, body, state.max_body_bytes).await?;
+    let request = match encoding {
+        Encoding::Protobuf => S::Request::decode(bytes).map_err(|e| {
+            IngestError::BadRequest(format!(
+                "{}: body is not a valid OTLP protobuf message: {e}",
+                S::PATH
+            ))
+        })?,
+        Encoding::Json => {
+            if let Err(e) = std::str::from_utf8(&bytes) {
+                return Err(IngestError::BadRequest(format!(
+                    "{}: body is not valid UTF-8 (at byte {})",
+                    S::PATH,
+                    e.valid_up_to()
+                )));
+            }
+            serde_json::from_slice(&bytes).map_err(|e| {
+                IngestError::BadRequest(format!("{}: body is not valid OTLP/JSON: {e}", S::PATH))
+            })?
+        }
+    };
+    export::<S>(&state.pipeline, request).await
+}

@@ -1,0 +1,371 @@
+//! The system of record. Events are committed here before any ingest request is answered; everything
+//! downstream (query API, live stream, Redis, metrics) reads what the store committed.
+//!
+//! `Store` is the one handle the rest of the program holds; the back-end behind it is chosen by the database URL.
+
+mod schema_sqlite;
+mod sqlite;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use crate::model::event::{is_tool_finish, is_tool_start};
+use crate::model::{AgentEvent, Status, StoredEvent};
+
+pub use sqlite::SqliteStore;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot take writes right now (down, disk full, locked): retryable.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    #[error("bad query: {0}")]
+    BadQuery(String),
+    #[error("store error: {0}")]
+    Internal(String),
+}
+
+/// Which database holds the events.
+#[derive(Debug, Clone)]
+pub enum StoreConfig {
+    Sqlite {
+        path: PathBuf,
+        synchronous: SqliteSync,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SqliteSync {
+    /// fsync at every commit: an acknowledged event survives power loss.
+    Full,
+    /// fsync at checkpoints only: survives a process crash (`kill -9`), not power loss.
+    Normal,
+}
+
+#[derive(Clone)]
+pub enum Store {
+    Sqlite(SqliteStore),
+}
+
+/// What one group commit did.
+#[derive(Debug, Default)]
+pub struct CommitOutcome {
+    /// Events stored for the first time, with their final `latency_ms` and `received_at`, in commit order.
+    pub inserted: Vec<StoredEvent>,
+    /// Events whose id was already stored (a retried delivery).
+    pub duplicates: usize,
+}
+
+impl Store {
+    pub async fn open(config: &StoreConfig) -> Result<Store, StoreError> {
+        match config {
+            StoreConfig::Sqlite { path, synchronous } => {
+                let (path, sync) = (path.clone(), *synchronous);
+                let store = tokio::task::spawn_blocking(move || SqliteStore::open(&path, sync))
+                    .await
+                    .map_err(|e| StoreError::Internal(e.to_string()))??;
+                Ok(Store::Sqlite(store))
+            }
+        }
+    }
+
+    /// Stores a batch in one transaction: new events inserted, known ids skipped, tool calls paired,
+    /// sessions updated.
+    pub async fn commit(&self, events: Vec<AgentEvent>) -> Result<CommitOutcome, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.clone().blocking(move |s| s.commit(events)).await,
+        }
+    }
+
+    pub async fn events(&self, query: EventQuery) -> Result<EventPage, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.clone().blocking(move |s| s.events(&query)).await,
+        }
+    }
+
+    pub async fn sessions(&self, query: SessionQuery) -> Result<Vec<SessionSummary>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.clone().blocking(move |s| s.sessions(&query)).await,
+        }
+    }
+
+    pub async fn session(&self, id: Uuid) -> Result<Option<SessionSummary>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.clone().blocking(move |s| s.session(id)).await,
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(s) => s.clone().blocking(|s| s.ping()).await,
+        }
+    }
+
+    pub fn describe(&self) -> String {
+        match self {
+            Store::Sqlite(s) => format!("sqlite:{}", s.path().display()),
+        }
+    }
+}
+
+/// Filters of `GET /api/v1/observability/events`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventQuery {
+    pub session_id: Option<Uuid>,
+    pub agent_id: Option<String>,
+    pub event_type: Option<String>,
+    pub tool_name: Option<String>,
+    pub source_app: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    /// `asc` (oldest first, the default) or `desc`.
+    pub order: Option<Order>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    #[default]
+    Asc,
+    Desc,
+}
+
+pub const DEFAULT_LIMIT: u32 = 100;
+pub const MAX_LIMIT: u32 = 1000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventPage {
+    pub events: Vec<StoredEvent>,
+    pub next_cursor: Option<String>,
+}
+
+/// Position after the last event of a page: `(created_at µs, id)`, written as `"{µs}_{id}"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: i64,
+    pub id: i64,
+}
+
+impl Cursor {
+    pub fn encode(self) -> String {
+        format!("{}_{}", self.created_at, self.id)
+    }
+
+    pub fn decode(s: &str) -> Result<Cursor, StoreError> {
+        let bad = || StoreError::BadQuery(format!("cursor {s:?} is not one this API returned"));
+        let (t, id) = s.split_once('_').ok_or_else(bad)?;
+        Ok(Cursor {
+            created_at: t.parse().map_err(|_| bad())?,
+            id: id.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SessionQuery {
+    pub source_app: Option<String>,
+    pub status: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: Option<u32>,
+}
+
+/// One session as the sessions list shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SessionSummary {
+    pub session_id: Uuid,
+    pub source_app: String,
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    pub cwd: Option<String>,
+    pub model: Option<String>,
+    /// `active` until a SessionEnd, then `ended` (a later SessionStart makes it `active` again).
+    pub status: String,
+    pub event_count: i64,
+    pub tool_calls: i64,
+    pub tool_failures: i64,
+    pub error_count: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+}
+
+/// What one batch adds to one session's row.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionDelta {
+    pub session_id: Uuid,
+    pub source_app: String,
+    pub first_seen: i64,
+    pub last_seen: i64,
+    pub cwd: Option<String>,
+    pub model: Option<String>,
+    /// The latest lifecycle change in the batch: (`active`|`ended`, time).
+    pub status: Option<(&'static str, i64)>,
+    pub event_count: i64,
+    pub tool_calls: i64,
+    pub tool_failures: i64,
+    pub error_count: i64,
+    pub input_tokens: i64,
+    pub output_tokens: i64,
+    pub cost_usd: f64,
+}
+
+/// Folds newly inserted events into one delta per session: the per-batch half of keeping sessions current.
+pub fn session_deltas<'a>(events: impl IntoIterator<Item = &'a AgentEvent>) -> Vec<SessionDelta> {
+    let mut by_session: HashMap<Uuid, SessionDelta> = HashMap::new();
+    for ev in events {
+        let t = micros(ev.created_at);
+        let d = by_session
+            .entry(ev.session_id)
+            .or_insert_with(|| SessionDelta {
+                session_id: ev.session_id,
+                source_app: ev.source_app.clone(),
+                first_seen: t,
+                last_seen: t,
+                cwd: None,
+                model: None,
+                status: None,
+                event_count: 0,
+                tool_calls: 0,
+                tool_failures: 0,
+                error_count: 0,
+                input_tokens: 0,
+                output_tokens: 0,
+                cost_usd: 0.0,
+            });
+        d.first_seen = d.first_seen.min(t);
+        d.last_seen = d.last_seen.max(t);
+        d.event_count += 1;
+        if ev.status == Status::Error {
+            d.error_count += 1;
+        }
+        if is_tool_finish(&ev.event_type) {
+            d.tool_calls += 1;
+            if ev.status == Status::Error {
+                d.tool_failures += 1;
+            }
+        }
+        let p = &ev.payload;
+        if d.cwd.is_none() {
+            d.cwd = p.get("cwd").and_then(Value::as_str).map(str::to_string);
+        }
+        let attrs = p.get("attributes");
+        let model = p
+            .get("model")
+            .or_else(|| attrs.and_then(|a| a.get("model")));
+        if let Some(m) = model.and_then(Value::as_str) {
+            d.model = Some(m.to_string());
+        }
+        if ev.event_type == "api_request"
+            && let Some(a) = attrs
+        {
+            d.input_tokens += number(a.get("input_tokens")).unwrap_or(0.0) as i64;
+            d.output_tokens += number(a.get("output_tokens")).unwrap_or(0.0) as i64;
+            d.cost_usd += number(a.get("cost_usd")).unwrap_or(0.0);
+        }
+        let lifecycle = match ev.event_type.as_str() {
+            "SessionStart" => Some("active"),
+            "SessionEnd" => Some("ended"),
+            _ => None,
+        };
+        if let Some(state) = lifecycle
+            && d.status.is_none_or(|(_, at)| at <= t)
+        {
+            d.status = Some((state, t));
+        }
+    }
+    by_session.into_values().collect()
+}
+
+fn number(v: Option<&Value>) -> Option<f64> {
+    match v? {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+/// A tool call: PreToolUse and PostToolUse/PostToolUseFailure joined by `tool_use_id`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    pub tool_use_id: String,
+    pub tool_name: Option<String>,
+    pub agent_id: String,
+    pub prompt_id: Option<String>,
+    pub started_at: Option<DateTime<Utc>>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub latency_ms: Option<i64>,
+    /// `running` (no Post yet), `ok` or `error`.
+    pub status: String,
+    pub span_id: Option<crate::model::SpanId>,
+    pub parent_span_id: Option<crate::model::SpanId>,
+}
+
+/// Pairs the tool events of one session's timeline; a Post without a Pre is a call whose start is inferred.
+pub fn pair_tool_calls(events: &[StoredEvent]) -> Vec<ToolCall> {
+    let mut calls: Vec<ToolCall> = Vec::new();
+    let mut index: HashMap<&str, usize> = HashMap::new();
+    for se in events {
+        let ev = &se.event;
+        let (start, finish) = (
+            is_tool_start(&ev.event_type),
+            is_tool_finish(&ev.event_type),
+        );
+        let Some(id) = ev.tool_use_id.as_deref().filter(|_| start || finish) else {
+            continue;
+        };
+        let i = *index.entry(id).or_insert_with(|| {
+            calls.push(ToolCall {
+                tool_use_id: id.to_string(),
+                tool_name: ev.tool_name.clone(),
+                agent_id: ev.agent_id.clone(),
+                prompt_id: ev.prompt_id.clone(),
+                started_at: None,
+                finished_at: None,
+                latency_ms: None,
+                status: "running".into(),
+                span_id: ev.span_id,
+                parent_span_id: ev.parent_span_id,
+            });
+            calls.len() - 1
+        });
+        let call = &mut calls[i];
+        if start {
+            call.started_at = Some(ev.created_at);
+        } else {
+            call.finished_at = Some(ev.created_at);
+            call.latency_ms = ev.latency_ms;
+            call.status = ev.status.as_str().into();
+        }
+        if call.tool_name.is_none() {
+            call.tool_name = ev.tool_name.clone();
+        }
+    }
+    for call in &mut calls {
+        if call.started_at.is_none()
+            && let (Some(end), Some(ms)) = (call.finished_at, call.latency_ms)
+        {
+            call.started_at = Some(end - chrono::Duration::milliseconds(ms));
+        }
+        if call.latency_ms.is_none()
+            && let (Some(s), Some(e)) = (call.started_at, call.finished_at)
+        {
+            call.latency_ms = Some((e - s).num_milliseconds());
+        }
+    }
+    calls
+}
+
+pub fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+pub fn from_micros(us: i64) -> DateTime<Utc> {
+    Utc.timestamp_micros(us).single().unwrap_or_default()
+}

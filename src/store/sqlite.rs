@@ -1,0 +1,503 @@
+//! The embedded store: SQLite in WAL mode through Diesel.
+//!
+//! One writer connection takes every group commit (SQLite allows one writer at a time anyway); a small pool of
+//! reader connections serves queries concurrently with it. All calls run on tokio's blocking pool.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use diesel::connection::SimpleConnection;
+use diesel::prelude::*;
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::sql_types::{BigInt, Double, Nullable, Text};
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use uuid::Uuid;
+
+use super::schema_sqlite::{agent_events, sessions};
+use super::{
+    CommitOutcome, Cursor, DEFAULT_LIMIT, EventPage, EventQuery, MAX_LIMIT, Order, SessionQuery,
+    SessionSummary, SqliteSync, StoreError, from_micros, micros, session_deltas,
+};
+use crate::model::event::{is_tool_finish, is_tool_start};
+use crate::model::{AgentEvent, Severity, Source, SpanId, Status, StoredEvent, TraceId};
+
+const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const READERS: u32 = 4;
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    path: PathBuf,
+    writer: Arc<Mutex<SqliteConnection>>,
+    readers: Pool<ConnectionManager<SqliteConnection>>,
+}
+
+#[derive(Debug)]
+struct ReaderSetup;
+
+impl CustomizeConnection<SqliteConnection, diesel::r2d2::Error> for ReaderSetup {
+    fn on_acquire(&self, conn: &mut SqliteConnection) -> Result<(), diesel::r2d2::Error> {
+        conn.batch_execute("PRAGMA busy_timeout = 5000; PRAGMA query_only = ON;")
+            .map_err(diesel::r2d2::Error::QueryError)
+    }
+}
+
+impl SqliteStore {
+    pub fn open(path: &Path, sync: SqliteSync) -> Result<SqliteStore, StoreError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let url = path.to_string_lossy().to_string();
+        let mut writer = SqliteConnection::establish(&url)
+            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+        let sync = match sync {
+            SqliteSync::Full => "FULL",
+            SqliteSync::Normal => "NORMAL",
+        };
+        writer
+            .batch_execute(&format!(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000; \
+                 PRAGMA cache_size = -32000; PRAGMA temp_store = MEMORY;"
+            ))
+            .map_err(unavailable)?;
+        writer
+            .run_pending_migrations(MIGRATIONS)
+            .map_err(|e| StoreError::Internal(format!("migrations: {e}")))?;
+        let readers = Pool::builder()
+            .max_size(READERS)
+            .min_idle(Some(1))
+            .connection_customizer(Box::new(ReaderSetup))
+            .build(ConnectionManager::<SqliteConnection>::new(url))
+            .map_err(|e| StoreError::Unavailable(format!("reader pool: {e}")))?;
+        Ok(SqliteStore {
+            path: path.to_path_buf(),
+            writer: Arc::new(Mutex::new(writer)),
+            readers,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Runs `f` on tokio's blocking pool.
+    pub async fn blocking<T, F>(self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SqliteStore) -> Result<T, StoreError> + Send + 'static,
+    {
+        tokio::task::spawn_blocking(move || f(&self))
+            .await
+            .map_err(|e| StoreError::Internal(e.to_string()))?
+    }
+
+    pub fn commit(&self, events: Vec<AgentEvent>) -> Result<CommitOutcome, StoreError> {
+        // A panic while holding the lock leaves the connection usable: SQLite rolls back the open transaction.
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        let received_at = chrono::Utc::now();
+        let received_us = micros(received_at);
+        conn.immediate_transaction(|conn| {
+            let mut out = CommitOutcome::default();
+            for mut ev in events {
+                ev.received_at = received_at;
+                let row = EventRowRef::new(&ev, received_us);
+                let id: Option<i64> = diesel::insert_into(agent_events::table)
+                    .values(&row)
+                    .on_conflict_do_nothing()
+                    .returning(agent_events::id)
+                    .get_result(conn)
+                    .optional()?;
+                match id {
+                    Some(id) => out.inserted.push(StoredEvent { id, event: ev }),
+                    None => out.duplicates += 1,
+                }
+            }
+            pair_tools(conn, &mut out.inserted)?;
+            for d in session_deltas(out.inserted.iter().map(|s| &s.event)) {
+                upsert_session(conn, &d)?;
+            }
+            Ok(out)
+        })
+        .map_err(unavailable)
+    }
+
+    pub fn events(&self, q: &EventQuery) -> Result<EventPage, StoreError> {
+        use agent_events::dsl as e;
+        let mut conn = self.reader()?;
+        let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as i64;
+        let mut query = e::agent_events.select(EventRow::as_select()).into_boxed();
+        if let Some(s) = q.session_id {
+            query = query.filter(e::session_id.eq(s.to_string()));
+        }
+        if let Some(v) = &q.agent_id {
+            query = query.filter(e::agent_id.eq(v.clone()));
+        }
+        if let Some(v) = &q.event_type {
+            query = query.filter(e::event_type.eq(v.clone()));
+        }
+        if let Some(v) = &q.tool_name {
+            query = query.filter(e::tool_name.eq(v.clone()));
+        }
+        if let Some(v) = &q.source_app {
+            query = query.filter(e::source_app.eq(v.clone()));
+        }
+        if let Some(t) = q.since {
+            query = query.filter(e::created_at.ge(micros(t)));
+        }
+        if let Some(t) = q.until {
+            query = query.filter(e::created_at.lt(micros(t)));
+        }
+        let order = q.order.unwrap_or_default();
+        if let Some(c) = q.cursor.as_deref().map(Cursor::decode).transpose()? {
+            query = match order {
+                Order::Asc => query.filter(
+                    e::created_at
+                        .gt(c.created_at)
+                        .or(e::created_at.eq(c.created_at).and(e::id.gt(c.id))),
+                ),
+                Order::Desc => query.filter(
+                    e::created_at
+                        .lt(c.created_at)
+                        .or(e::created_at.eq(c.created_at).and(e::id.lt(c.id))),
+                ),
+            };
+        }
+        query = match order {
+            Order::Asc => query.order((e::created_at.asc(), e::id.asc())),
+            Order::Desc => query.order((e::created_at.desc(), e::id.desc())),
+        };
+        let rows: Vec<EventRow> = query
+            .limit(limit + 1)
+            .load(&mut conn)
+            .map_err(unavailable)?;
+        let more = rows.len() as i64 > limit;
+        let events = rows
+            .into_iter()
+            .take(limit as usize)
+            .map(EventRow::into_event)
+            .collect::<Result<Vec<_>, _>>()?;
+        let next_cursor = if more {
+            events.last().map(|l| {
+                Cursor {
+                    created_at: micros(l.event.created_at),
+                    id: l.id,
+                }
+                .encode()
+            })
+        } else {
+            None
+        };
+        Ok(EventPage {
+            events,
+            next_cursor,
+        })
+    }
+
+    pub fn sessions(&self, q: &SessionQuery) -> Result<Vec<SessionSummary>, StoreError> {
+        use sessions::dsl as s;
+        let mut conn = self.reader()?;
+        let mut query = s::sessions.select(SessionRow::as_select()).into_boxed();
+        if let Some(v) = &q.source_app {
+            query = query.filter(s::source_app.eq(v.clone()));
+        }
+        if let Some(v) = &q.status {
+            query = query.filter(s::status.eq(v.clone()));
+        }
+        if let Some(t) = q.since {
+            query = query.filter(s::last_seen.ge(micros(t)));
+        }
+        let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as i64;
+        let rows: Vec<SessionRow> = query
+            .order(s::last_seen.desc())
+            .limit(limit)
+            .load(&mut conn)
+            .map_err(unavailable)?;
+        rows.into_iter().map(SessionRow::into_summary).collect()
+    }
+
+    pub fn session(&self, id: Uuid) -> Result<Option<SessionSummary>, StoreError> {
+        use sessions::dsl as s;
+        let mut conn = self.reader()?;
+        let row: Option<SessionRow> = s::sessions
+            .filter(s::session_id.eq(id.to_string()))
+            .select(SessionRow::as_select())
+            .first(&mut conn)
+            .optional()
+            .map_err(unavailable)?;
+        row.map(SessionRow::into_summary).transpose()
+    }
+
+    pub fn ping(&self) -> Result<(), StoreError> {
+        let mut conn = self.reader()?;
+        conn.batch_execute("SELECT 1").map_err(unavailable)
+    }
+
+    fn reader(
+        &self,
+    ) -> Result<diesel::r2d2::PooledConnection<ConnectionManager<SqliteConnection>>, StoreError>
+    {
+        self.readers
+            .get()
+            .map_err(|e| StoreError::Unavailable(format!("no reader connection: {e}")))
+    }
+}
+
+fn unavailable(e: diesel::result::Error) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+/// Fills `latency_ms` of finished tool calls from their PreToolUse, whichever half was stored first.
+fn pair_tools(conn: &mut SqliteConnection, inserted: &mut [StoredEvent]) -> QueryResult<()> {
+    use agent_events::dsl as e;
+    for i in 0..inserted.len() {
+        let ev = &inserted[i].event;
+        let Some(tool_use_id) = ev.tool_use_id.clone() else {
+            continue;
+        };
+        let session = ev.session_id.to_string();
+        if is_tool_finish(&ev.event_type) && ev.latency_ms.is_none() {
+            let pre: Option<i64> = e::agent_events
+                .filter(e::session_id.eq(&session))
+                .filter(e::tool_use_id.eq(&tool_use_id))
+                .filter(e::event_type.eq("PreToolUse"))
+                .select(e::created_at)
+                .order(e::created_at.asc())
+                .first(conn)
+                .optional()?;
+            if let Some(pre) = pre {
+                let ms = ((micros(ev.created_at) - pre) / 1000).max(0);
+                diesel::update(e::agent_events.filter(e::id.eq(inserted[i].id)))
+                    .set(e::latency_ms.eq(ms))
+                    .execute(conn)?;
+                inserted[i].event.latency_ms = Some(ms);
+            }
+        } else if is_tool_start(&ev.event_type) {
+            let pre = micros(ev.created_at);
+            let updated: Vec<(i64, Option<i64>)> = diesel::update(
+                e::agent_events
+                    .filter(e::session_id.eq(&session))
+                    .filter(e::tool_use_id.eq(&tool_use_id))
+                    .filter(e::event_type.eq_any(["PostToolUse", "PostToolUseFailure"]))
+                    .filter(e::latency_ms.is_null()),
+            )
+            .set(
+                e::latency_ms.eq(diesel::dsl::sql::<Nullable<BigInt>>(&format!(
+                    "max(0, (created_at - {pre}) / 1000)"
+                ))),
+            )
+            .returning((e::id, e::latency_ms))
+            .get_results(conn)?;
+            for (id, ms) in updated {
+                if let Some(post) = inserted.iter_mut().find(|s| s.id == id) {
+                    post.event.latency_ms = ms;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+fn upsert_session(conn: &mut SqliteConnection, d: &super::SessionDelta) -> QueryResult<usize> {
+    let (status, status_at) = d.status.unwrap_or(("active", i64::MIN));
+    diesel::sql_query(
+        "INSERT INTO sessions (session_id, source_app, first_seen, last_seen, cwd, model, status, status_at, \
+           event_count, tool_calls, tool_failures, error_count, input_tokens, output_tokens, cost_usd) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+         ON CONFLICT (session_id) DO UPDATE SET \
+           first_seen = min(sessions.first_seen, excluded.first_seen), \
+           last_seen = max(sessions.last_seen, excluded.last_seen), \
+           cwd = coalesce(sessions.cwd, excluded.cwd), \
+           model = coalesce(excluded.model, sessions.model), \
+           status = CASE WHEN excluded.status_at >= sessions.status_at THEN excluded.status ELSE sessions.status END, \
+           status_at = max(sessions.status_at, excluded.status_at), \
+           event_count = sessions.event_count + excluded.event_count, \
+           tool_calls = sessions.tool_calls + excluded.tool_calls, \
+           tool_failures = sessions.tool_failures + excluded.tool_failures, \
+           error_count = sessions.error_count + excluded.error_count, \
+           input_tokens = sessions.input_tokens + excluded.input_tokens, \
+           output_tokens = sessions.output_tokens + excluded.output_tokens, \
+           cost_usd = sessions.cost_usd + excluded.cost_usd",
+    )
+    .bind::<Text, _>(d.session_id.to_string())
+    .bind::<Text, _>(&d.source_app)
+    .bind::<BigInt, _>(d.first_seen)
+    .bind::<BigInt, _>(d.last_seen)
+    .bind::<Nullable<Text>, _>(d.cwd.as_deref())
+    .bind::<Nullable<Text>, _>(d.model.as_deref())
+    .bind::<Text, _>(status)
+    .bind::<BigInt, _>(status_at)
+    .bind::<BigInt, _>(d.event_count)
+    .bind::<BigInt, _>(d.tool_calls)
+    .bind::<BigInt, _>(d.tool_failures)
+    .bind::<BigInt, _>(d.error_count)
+    .bind::<BigInt, _>(d.input_tokens)
+    .bind::<BigInt, _>(d.output_tokens)
+    .bind::<Double, _>(d.cost_usd)
+    .execute(conn)
+}
+
+#[derive(Insertable)]
+#[diesel(table_name = agent_events)]
+struct EventRowRef<'a> {
+    event_id: String,
+    event_type: &'a str,
+    source: &'static str,
+    session_id: String,
+    agent_id: &'a str,
+    source_app: &'a str,
+    prompt_id: Option<&'a str>,
+    tool_name: Option<&'a str>,
+    tool_use_id: Option<&'a str>,
+    trace_id: String,
+    span_id: Option<String>,
+    parent_span_id: Option<String>,
+    status: &'static str,
+    severity: &'static str,
+    latency_ms: Option<i64>,
+    created_at: i64,
+    received_at: i64,
+    payload: String,
+}
+
+impl<'a> EventRowRef<'a> {
+    fn new(ev: &'a AgentEvent, received_at: i64) -> Self {
+        EventRowRef {
+            event_id: ev.event_id.to_string(),
+            event_type: &ev.event_type,
+            source: ev.source.as_str(),
+            session_id: ev.session_id.to_string(),
+            agent_id: &ev.agent_id,
+            source_app: &ev.source_app,
+            prompt_id: ev.prompt_id.as_deref(),
+            tool_name: ev.tool_name.as_deref(),
+            tool_use_id: ev.tool_use_id.as_deref(),
+            trace_id: ev.trace_id.to_hex(),
+            span_id: ev.span_id.map(SpanId::to_hex),
+            parent_span_id: ev.parent_span_id.map(SpanId::to_hex),
+            status: ev.status.as_str(),
+            severity: ev.severity.as_str(),
+            latency_ms: ev.latency_ms,
+            created_at: micros(ev.created_at),
+            received_at,
+            payload: ev.payload.to_string(),
+        }
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = agent_events)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+struct EventRow {
+    id: i64,
+    event_id: String,
+    event_type: String,
+    source: String,
+    session_id: String,
+    agent_id: String,
+    source_app: String,
+    prompt_id: Option<String>,
+    tool_name: Option<String>,
+    tool_use_id: Option<String>,
+    trace_id: String,
+    span_id: Option<String>,
+    parent_span_id: Option<String>,
+    status: String,
+    severity: String,
+    latency_ms: Option<i64>,
+    created_at: i64,
+    received_at: i64,
+    payload: String,
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Internal(format!("stored {what} {value:?} does not parse"))
+}
+
+impl EventRow {
+    fn into_event(self) -> Result<StoredEvent, StoreError> {
+        let span = |s: Option<String>, field| {
+            s.map(|h| SpanId::parse_hex(field, &h).map_err(|_| corrupt(field, &h)))
+                .transpose()
+        };
+        Ok(StoredEvent {
+            id: self.id,
+            event: AgentEvent {
+                event_id: self
+                    .event_id
+                    .parse()
+                    .map_err(|_| corrupt("event_id", &self.event_id))?,
+                source: Source::parse(&self.source)
+                    .ok_or_else(|| corrupt("source", &self.source))?,
+                session_id: self
+                    .session_id
+                    .parse()
+                    .map_err(|_| corrupt("session_id", &self.session_id))?,
+                trace_id: TraceId::parse_hex("trace_id", &self.trace_id)
+                    .map_err(|_| corrupt("trace_id", &self.trace_id))?,
+                span_id: span(self.span_id, "span_id")?,
+                parent_span_id: span(self.parent_span_id, "parent_span_id")?,
+                status: Status::parse(&self.status)
+                    .ok_or_else(|| corrupt("status", &self.status))?,
+                severity: Severity::parse(&self.severity)
+                    .ok_or_else(|| corrupt("severity", &self.severity))?,
+                payload: serde_json::from_str(&self.payload)
+                    .map_err(|_| corrupt("payload", "…"))?,
+                event_type: self.event_type,
+                agent_id: self.agent_id,
+                source_app: self.source_app,
+                prompt_id: self.prompt_id,
+                tool_name: self.tool_name,
+                tool_use_id: self.tool_use_id,
+                latency_ms: self.latency_ms,
+                created_at: from_micros(self.created_at),
+                received_at: from_micros(self.received_at),
+            },
+        })
+    }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = sessions)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+struct SessionRow {
+    session_id: String,
+    source_app: String,
+    first_seen: i64,
+    last_seen: i64,
+    cwd: Option<String>,
+    model: Option<String>,
+    status: String,
+    event_count: i64,
+    tool_calls: i64,
+    tool_failures: i64,
+    error_count: i64,
+    input_tokens: i64,
+    output_tokens: i64,
+    cost_usd: f64,
+}
+
+impl SessionRow {
+    fn into_summary(self) -> Result<SessionSummary, StoreError> {
+        Ok(SessionSummary {
+            session_id: self
+                .session_id
+                .parse()
+                .map_err(|_| corrupt("session_id", &self.session_id))?,
+            source_app: self.source_app,
+            first_seen: from_micros(self.first_seen),
+            last_seen: from_micros(self.last_seen),
+            cwd: self.cwd,
+            model: self.model,
+            status: self.status,
+            event_count: self.event_count,
+            tool_calls: self.tool_calls,
+            tool_failures: self.tool_failures,
+            error_count: self.error_count,
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens,
+            cost_usd: self.cost_usd,
+        })
+    }
+}
