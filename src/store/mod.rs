@@ -121,6 +121,10 @@ pub struct EventQuery {
     pub event_type: Option<String>,
     pub tool_name: Option<String>,
     pub source_app: Option<String>,
+    /// `hook`, `otlp_log`, `otlp_span` or `api`.
+    pub source: Option<String>,
+    /// `ok` or `error`.
+    pub status: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub limit: Option<u32>,

@@ -143,6 +143,12 @@ impl SqliteStore {
         if let Some(v) = &q.source_app {
             query = query.filter(e::source_app.eq(v.clone()));
         }
+        if let Some(v) = &q.source {
+            query = query.filter(e::source.eq(v.clone()));
+        }
+        if let Some(v) = &q.status {
+            query = query.filter(e::status.eq(v.clone()));
+        }
         if let Some(t) = q.since {
             query = query.filter(e::created_at.ge(micros(t)));
         }

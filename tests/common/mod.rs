@@ -1,0 +1,224 @@
+//! Test harness: the real `hivewatch` binary on free ports with its own data directory, and a real HTTP client.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/claude-code");
+
+pub fn fixture(rel: &str) -> Value {
+    let path = Path::new(FIXTURES).join(rel);
+    let text =
+        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("parse {}: {e}", path.display()))
+}
+
+pub fn fixture_bytes(rel: &str) -> Vec<u8> {
+    std::fs::read(Path::new(FIXTURES).join(rel)).expect("fixture exists")
+}
+
+/// A running `hivewatch serve`.
+pub struct Server {
+    child: Option<Child>,
+    pub data_dir: PathBuf,
+    pub http: String,
+    pub grpc: String,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra: &[&str]) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let dir = tmp.path().to_path_buf();
+        let mut s = Self::start_in(&dir, extra);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    /// Starts on an existing data directory (a restart); the caller keeps the directory alive.
+    pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        let stderr = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("stderr.log"))
+            .or_else(|_| {
+                std::fs::create_dir_all(dir)?;
+                std::fs::File::create(dir.join("stderr.log"))
+            })
+            .expect("stderr log");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_hivewatch"))
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(dir)
+            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            .args(extra)
+            .env_remove("HIVEWATCH_DATABASE_URL")
+            .env("HIVEWATCH_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn hivewatch");
+        let stdout = child.stdout.take().expect("stdout piped");
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut lines = BufReader::new(stdout).lines();
+            let (mut grpc, mut http) = (None, None);
+            for line in lines.by_ref() {
+                let Ok(line) = line else { break };
+                let addr = line
+                    .split("://")
+                    .nth(1)
+                    .map(|r| r.split_whitespace().next().unwrap_or("").to_string());
+                if line.contains("OTLP gRPC") {
+                    grpc = addr;
+                } else if line.contains("OTLP HTTP") {
+                    http = addr;
+                }
+                if let (Some(g), Some(h)) = (&grpc, &http) {
+                    let _ = tx.send((g.clone(), h.clone()));
+                    break;
+                }
+            }
+            // Keep draining so the server never blocks on a full pipe.
+            for _ in lines {}
+        });
+        let (grpc, http) = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addrs) => addrs,
+            Err(_) => {
+                let _ = child.kill();
+                let log = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+                panic!("hivewatch did not print its addresses within 30 s; stderr:\n{log}");
+            }
+        };
+        Server {
+            child: Some(child),
+            data_dir: dir.to_path_buf(),
+            http: format!("http://{http}"),
+            grpc: format!("http://{grpc}"),
+            _tmp: None,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.http, path)
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().expect("kill -9");
+            c.wait().expect("reap");
+        }
+    }
+
+    /// SIGTERM, then waits for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        let mut c = self.child.take().expect("server running");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(c.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        )
+        .expect("send SIGTERM");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = c.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "hivewatch did not exit within 30 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stderr_log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    pub async fn get(&self, path: &str) -> Value {
+        let resp = client().get(self.url(path)).send().await.expect("GET");
+        let status = resp.status();
+        let body = resp.text().await.expect("body");
+        assert!(status.is_success(), "GET {path}: {status}: {body}");
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("GET {path}: not JSON ({e}): {body}"))
+    }
+
+    /// All events matching `query` (a query string without `cursor`), following cursors.
+    pub async fn all_events(&self, query: &str) -> Vec<Value> {
+        let mut out = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/api/v1/observability/events?limit=1000&{query}");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let page = self.get(&path).await;
+            out.extend(
+                page["events"]
+                    .as_array()
+                    .expect("events array")
+                    .iter()
+                    .cloned(),
+            );
+            match page["next_cursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return out,
+            }
+        }
+    }
+
+    pub async fn post_json(&self, path: &str, body: &Value) -> (u16, Value) {
+        let resp = client()
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    /// Waits until `path` answers 200 (the HTTP listener is up by the time addresses are printed, but a
+    /// restarted store may still be opening).
+    pub async fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(r) = client().get(self.url("/readyz")).send().await
+                && r.status().is_success()
+            {
+                return;
+            }
+            assert!(Instant::now() < deadline, "hivewatch never became ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("client")
+}
