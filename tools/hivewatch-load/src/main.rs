@@ -61,7 +61,7 @@ impl Signal {
 
 /// Load generator for the hivewatch OTLP receiver.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "hivewatch-load", version, about)]
+#[command(name = "hivewatch-load", version, about, args_override_self = true)]
 pub struct Args {
     /// OTLP transport.
     #[arg(long, value_enum, default_value_t = Protocol::Http)]
