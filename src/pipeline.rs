@@ -12,6 +12,9 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::model::AgentEvent;
+
+/// Longest a commit waits for the rest of a concurrent wave of requests (only when the last batch was large).
+const LINGER: Duration = Duration::from_millis(1);
 use crate::model::redact::redact_json;
 use crate::store::{Store, StoreError};
 
@@ -101,6 +104,7 @@ impl Pipeline {
 async fn run_committer(mut rx: mpsc::Receiver<Submission>, store: Store, max_batch_events: usize) {
     let mut acks = Vec::new();
     let mut counts = Vec::new();
+    let mut last_requests = 0;
     while let Some(first) = rx.recv().await {
         let mut events = first.events;
         acks.push(first.ack);
@@ -115,11 +119,30 @@ async fn run_committer(mut rx: mpsc::Receiver<Submission>, store: Store, max_bat
                 Err(_) => break,
             }
         }
+        // Under concurrent load the senders answered by the last commit are sending again right now. Committing
+        // the one request that came first would make all the others wait a whole commit: wait a moment for them.
+        if acks.len() * 2 < last_requests {
+            let deadline = tokio::time::Instant::now() + LINGER;
+            while acks.len() * 4 < last_requests * 3 && events.len() < max_batch_events {
+                match tokio::time::timeout_at(deadline, rx.recv()).await {
+                    Ok(Some(sub)) => {
+                        counts.push(sub.events.len());
+                        events.extend(sub.events);
+                        acks.push(sub.ack);
+                    }
+                    _ => break,
+                }
+            }
+        }
+        last_requests = acks.len();
         let batch = events.len();
+        let started = std::time::Instant::now();
         let result = store.commit(events).await;
+        let commit_us = started.elapsed().as_micros() as u64;
         match &result {
             Ok(outcome) => tracing::debug!(
                 batch,
+                commit_us,
                 requests = acks.len(),
                 inserted = outcome.inserted.len(),
                 duplicates = outcome.duplicates,

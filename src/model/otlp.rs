@@ -204,13 +204,16 @@ fn span_event(
         payload.insert("links".into(), Value::Array(links));
     }
 
-    let event_id = content_uuid(&[
-        b"span",
-        &trace_id.0,
-        &span_id.0,
-        &span.start_time_unix_nano.to_le_bytes(),
-        span.name.as_bytes(),
-    ]);
+    let event_id = content_uuid(
+        span.start_time_unix_nano / 1_000_000,
+        &[
+            b"span",
+            &trace_id.0,
+            &span_id.0,
+            &span.start_time_unix_nano.to_le_bytes(),
+            span.name.as_bytes(),
+        ],
+    );
     Ok(AgentEvent {
         event_id,
         event_type: "span".into(),
@@ -318,7 +321,11 @@ fn log_event(
 
     Ok(AgentEvent {
         // Records may repeat time, body and trace context and differ only in attributes: hash all of it.
-        event_id: content_uuid(&[b"log", &res.digest, encoded]),
+        // The id's time part comes from the record, never from arrival, so that a retry gets the same id.
+        event_id: content_uuid(
+            record.time_unix_nano.max(record.observed_time_unix_nano) / 1_000_000,
+            &[b"log", &res.digest, encoded],
+        ),
         event_type,
         source: Source::OtlpLog,
         session_id: lifted.session_id,

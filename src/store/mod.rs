@@ -373,3 +373,121 @@ pub fn micros(t: DateTime<Utc>) -> i64 {
 pub fn from_micros(us: i64) -> DateTime<Utc> {
     Utc.timestamp_micros(us).single().unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration;
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::hook::{HookContext, normalize_hook};
+
+    fn hook(v: serde_json::Value, at: DateTime<Utc>) -> AgentEvent {
+        normalize_hook(
+            v,
+            &HookContext {
+                created_at: Some(at),
+                ..Default::default()
+            },
+            at,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn session_deltas_fold_counts_times_and_lifecycle() {
+        let t0: DateTime<Utc> = "2026-11-25T10:00:00Z".parse().unwrap();
+        let s = "0fbc6975-e498-4c0d-a2a2-497077c17a19";
+        let events = [
+            hook(
+                json!({"session_id": s, "hook_event_name": "SessionStart", "cwd": "/w/app", "model": "m1"}),
+                t0,
+            ),
+            hook(
+                json!({"session_id": s, "hook_event_name": "PostToolUseFailure", "tool_use_id": "t"}),
+                t0 + Duration::seconds(5),
+            ),
+            hook(
+                json!({"session_id": s, "hook_event_name": "SessionEnd"}),
+                t0 + Duration::seconds(9),
+            ),
+            hook(
+                json!({"session_id": s, "hook_event_name": "Notification"}),
+                t0 + Duration::seconds(2),
+            ),
+        ];
+        let deltas = session_deltas(&events);
+        assert_eq!(deltas.len(), 1);
+        let d = &deltas[0];
+        assert_eq!(
+            (d.first_seen, d.last_seen),
+            (micros(t0), micros(t0 + Duration::seconds(9)))
+        );
+        assert_eq!(
+            (d.event_count, d.tool_calls, d.tool_failures, d.error_count),
+            (4, 1, 1, 1)
+        );
+        assert_eq!(d.status, Some(("ended", micros(t0 + Duration::seconds(9)))));
+        assert_eq!(
+            (d.cwd.as_deref(), d.model.as_deref()),
+            (Some("/w/app"), Some("m1"))
+        );
+    }
+
+    #[test]
+    fn tool_calls_pair_by_id_and_infer_missing_halves() {
+        let t0: DateTime<Utc> = "2026-11-25T10:00:00Z".parse().unwrap();
+        let ev = |name: &str, id: &str, at: DateTime<Utc>, extra: serde_json::Value| {
+            let mut v = json!({"session_id": "s", "hook_event_name": name, "tool_use_id": id, "tool_name": "Bash"});
+            v.as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            StoredEvent {
+                id: 0,
+                event: hook(v, at),
+            }
+        };
+        let events = [
+            ev("PreToolUse", "a", t0, json!({})),
+            ev(
+                "PostToolUse",
+                "a",
+                t0 + Duration::milliseconds(300),
+                json!({}),
+            ),
+            ev(
+                "PostToolUseFailure",
+                "b",
+                t0 + Duration::seconds(1),
+                json!({"duration_ms": 200}),
+            ),
+            ev("PreToolUse", "c", t0 + Duration::seconds(2), json!({})),
+        ];
+        let calls = pair_tool_calls(&events);
+        let by: HashMap<&str, &ToolCall> =
+            calls.iter().map(|c| (c.tool_use_id.as_str(), c)).collect();
+        assert_eq!(
+            (by["a"].latency_ms, by["a"].status.as_str()),
+            (Some(300), "ok")
+        );
+        assert_eq!(
+            (by["b"].latency_ms, by["b"].status.as_str()),
+            (Some(200), "error")
+        );
+        assert_eq!(by["b"].started_at, Some(t0 + Duration::milliseconds(800)));
+        assert_eq!(
+            (by["c"].latency_ms, by["c"].status.as_str()),
+            (None, "running")
+        );
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = Cursor {
+            created_at: 1_795_625_730_687_000,
+            id: 42,
+        };
+        assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+        assert!(matches!(Cursor::decode("42"), Err(StoreError::BadQuery(_))));
+    }
+}

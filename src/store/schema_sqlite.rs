@@ -62,3 +62,13 @@ diesel::table! {
         cost_usd -> Double,
     }
 }
+
+diesel::table! {
+    tool_calls (session_id, tool_use_id) {
+        session_id -> Text,
+        tool_use_id -> Text,
+        pre_at -> Nullable<BigInt>,
+        post_id -> Nullable<BigInt>,
+        post_at -> Nullable<BigInt>,
+    }
+}

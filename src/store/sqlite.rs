@@ -3,6 +3,7 @@
 //! One writer connection takes every group commit (SQLite allows one writer at a time anyway); a small pool of
 //! reader connections serves queries concurrently with it. All calls run on tokio's blocking pool.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -100,24 +101,32 @@ impl SqliteStore {
         let received_us = micros(received_at);
         conn.immediate_transaction(|conn| {
             let mut out = CommitOutcome::default();
-            for mut ev in events {
-                ev.received_at = received_at;
-                let row = EventRowRef::new(&ev, received_us);
-                let id: Option<i64> = diesel::insert_into(agent_events::table)
-                    .values(&row)
-                    .on_conflict_do_nothing()
-                    .returning(agent_events::id)
-                    .get_result(conn)
-                    .optional()?;
-                match id {
-                    Some(id) => out.inserted.push(StoredEvent { id, event: ev }),
-                    None => out.duplicates += 1,
+            let mut events = events.into_iter();
+            loop {
+                let chunk: Vec<AgentEvent> = events.by_ref().take(INSERT_CHUNK).collect();
+                if chunk.is_empty() {
+                    break;
+                }
+                let rows: Vec<EventRowRef> = chunk
+                    .iter()
+                    .map(|ev| EventRowRef::new(ev, received_us))
+                    .collect();
+                let mut ids: HashMap<String, i64> =
+                    insert_events(conn, &rows)?.into_iter().collect();
+                let keys: Vec<String> = rows.into_iter().map(|r| r.event_id).collect();
+                for (mut event, key) in chunk.into_iter().zip(keys) {
+                    // The first of two events with one id in a batch is stored; the second is a duplicate.
+                    match ids.remove(&key) {
+                        Some(id) => {
+                            event.received_at = received_at;
+                            out.inserted.push(StoredEvent { id, event });
+                        }
+                        None => out.duplicates += 1,
+                    }
                 }
             }
             pair_tools(conn, &mut out.inserted)?;
-            for d in session_deltas(out.inserted.iter().map(|s| &s.event)) {
-                upsert_session(conn, &d)?;
-            }
+            upsert_sessions(conn, &session_deltas(out.inserted.iter().map(|s| &s.event)))?;
             Ok(out)
         })
         .map_err(unavailable)
@@ -254,98 +263,192 @@ fn unavailable(e: diesel::result::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-/// Fills `latency_ms` of finished tool calls from their PreToolUse, whichever half was stored first.
+/// Rows per multi-row INSERT (18 parameters each, under SQLite's limit of 32,766).
+const INSERT_CHUNK: usize = 1000;
+
+#[derive(QueryableByName)]
+struct InsertedId {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = Text)]
+    event_id: String,
+}
+
+/// Inserts rows with one statement, skipping event ids already stored; returns `(event_id, id)` of those inserted.
+/// One statement per batch, not one per row: SQLite then journals each touched page once per batch.
+fn insert_events(
+    conn: &mut SqliteConnection,
+    rows: &[EventRowRef<'_>],
+) -> QueryResult<Vec<(String, i64)>> {
+    if rows.is_empty() {
+        return Ok(Vec::new());
+    }
+    let values =
+        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ");
+    let sql = format!(
+        "INSERT INTO agent_events (event_id, event_type, source, session_id, agent_id, source_app, prompt_id, \
+           tool_name, tool_use_id, trace_id, span_id, parent_span_id, status, severity, latency_ms, created_at, \
+           received_at, payload) VALUES {values} ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id"
+    );
+    let mut query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
+    for r in rows {
+        query = query
+            .bind::<Text, _>(&r.event_id)
+            .bind::<Text, _>(r.event_type)
+            .bind::<Text, _>(r.source)
+            .bind::<Text, _>(&r.session_id)
+            .bind::<Text, _>(r.agent_id)
+            .bind::<Text, _>(r.source_app)
+            .bind::<Nullable<Text>, _>(r.prompt_id)
+            .bind::<Nullable<Text>, _>(r.tool_name)
+            .bind::<Nullable<Text>, _>(r.tool_use_id)
+            .bind::<Text, _>(&r.trace_id)
+            .bind::<Nullable<Text>, _>(&r.span_id)
+            .bind::<Nullable<Text>, _>(&r.parent_span_id)
+            .bind::<Text, _>(r.status)
+            .bind::<Text, _>(r.severity)
+            .bind::<Nullable<BigInt>, _>(r.latency_ms)
+            .bind::<BigInt, _>(r.created_at)
+            .bind::<BigInt, _>(r.received_at)
+            .bind::<Text, _>(&r.payload);
+    }
+    Ok(query
+        .load::<InsertedId>(conn)?
+        .into_iter()
+        .map(|r| (r.event_id, r.id))
+        .collect())
+}
+
+/// Fills `latency_ms` of finished tool calls from their PreToolUse, whichever half was stored first. The halves
+/// meet in `tool_calls`, keyed by `(session_id, tool_use_id)`: two key lookups per hook tool event, none for
+/// anything else.
 fn pair_tools(conn: &mut SqliteConnection, inserted: &mut [StoredEvent]) -> QueryResult<()> {
-    use agent_events::dsl as e;
+    use diesel::upsert::excluded;
+
+    use super::schema_sqlite::agent_events::dsl as e;
+    use super::schema_sqlite::tool_calls::dsl as t;
     for i in 0..inserted.len() {
         let ev = &inserted[i].event;
-        let Some(tool_use_id) = ev.tool_use_id.clone() else {
+        let (start, finish) = (
+            is_tool_start(&ev.event_type),
+            is_tool_finish(&ev.event_type),
+        );
+        let Some(tool_use_id) = ev.tool_use_id.as_deref().filter(|_| start || finish) else {
             continue;
         };
         let session = ev.session_id.to_string();
-        if is_tool_finish(&ev.event_type) && ev.latency_ms.is_none() {
-            let pre: Option<i64> = e::agent_events
-                .filter(e::session_id.eq(&session))
-                .filter(e::tool_use_id.eq(&tool_use_id))
-                .filter(e::event_type.eq("PreToolUse"))
-                .select(e::created_at)
-                .order(e::created_at.asc())
-                .first(conn)
-                .optional()?;
-            if let Some(pre) = pre {
-                let ms = ((micros(ev.created_at) - pre) / 1000).max(0);
-                diesel::update(e::agent_events.filter(e::id.eq(inserted[i].id)))
+        let at = micros(ev.created_at);
+        if start {
+            let (post_id, post_at): (Option<i64>, Option<i64>) = diesel::insert_into(t::tool_calls)
+                .values((
+                    t::session_id.eq(&session),
+                    t::tool_use_id.eq(tool_use_id),
+                    t::pre_at.eq(at),
+                ))
+                .on_conflict((t::session_id, t::tool_use_id))
+                .do_update()
+                .set(t::pre_at.eq(excluded(t::pre_at)))
+                .returning((t::post_id, t::post_at))
+                .get_result(conn)?;
+            if let (Some(post_id), Some(post_at)) = (post_id, post_at) {
+                let ms = ((post_at - at) / 1000).max(0);
+                diesel::update(
+                    e::agent_events
+                        .filter(e::id.eq(post_id))
+                        .filter(e::latency_ms.is_null()),
+                )
+                .set(e::latency_ms.eq(ms))
+                .execute(conn)?;
+                if let Some(post) = inserted
+                    .iter_mut()
+                    .find(|s| s.id == post_id && s.event.latency_ms.is_none())
+                {
+                    post.event.latency_ms = Some(ms);
+                }
+            }
+        } else {
+            let id = inserted[i].id;
+            let pre_at: Option<i64> = diesel::insert_into(t::tool_calls)
+                .values((
+                    t::session_id.eq(&session),
+                    t::tool_use_id.eq(tool_use_id),
+                    t::post_id.eq(id),
+                    t::post_at.eq(at),
+                ))
+                .on_conflict((t::session_id, t::tool_use_id))
+                .do_update()
+                .set((
+                    t::post_id.eq(excluded(t::post_id)),
+                    t::post_at.eq(excluded(t::post_at)),
+                ))
+                .returning(t::pre_at)
+                .get_result(conn)?;
+            if let Some(pre_at) = pre_at
+                && inserted[i].event.latency_ms.is_none()
+            {
+                let ms = ((at - pre_at) / 1000).max(0);
+                diesel::update(e::agent_events.filter(e::id.eq(id)))
                     .set(e::latency_ms.eq(ms))
                     .execute(conn)?;
                 inserted[i].event.latency_ms = Some(ms);
-            }
-        } else if is_tool_start(&ev.event_type) {
-            let pre = micros(ev.created_at);
-            let updated: Vec<(i64, Option<i64>)> = diesel::update(
-                e::agent_events
-                    .filter(e::session_id.eq(&session))
-                    .filter(e::tool_use_id.eq(&tool_use_id))
-                    .filter(e::event_type.eq_any(["PostToolUse", "PostToolUseFailure"]))
-                    .filter(e::latency_ms.is_null()),
-            )
-            .set(
-                e::latency_ms.eq(diesel::dsl::sql::<Nullable<BigInt>>(&format!(
-                    "max(0, (created_at - {pre}) / 1000)"
-                ))),
-            )
-            .returning((e::id, e::latency_ms))
-            .get_results(conn)?;
-            for (id, ms) in updated {
-                if let Some(post) = inserted.iter_mut().find(|s| s.id == id) {
-                    post.event.latency_ms = ms;
-                }
             }
         }
     }
     Ok(())
 }
 
-fn upsert_session(conn: &mut SqliteConnection, d: &super::SessionDelta) -> QueryResult<usize> {
-    let (status, status_at) = d.status.unwrap_or(("active", i64::MIN));
-    diesel::sql_query(
-        "INSERT INTO sessions (session_id, source_app, first_seen, last_seen, cwd, model, status, status_at, \
-           event_count, tool_calls, tool_failures, error_count, input_tokens, output_tokens, cost_usd) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-         ON CONFLICT (session_id) DO UPDATE SET \
-           first_seen = min(sessions.first_seen, excluded.first_seen), \
-           last_seen = max(sessions.last_seen, excluded.last_seen), \
-           cwd = coalesce(sessions.cwd, excluded.cwd), \
-           model = coalesce(excluded.model, sessions.model), \
-           status = CASE WHEN excluded.status_at >= sessions.status_at THEN excluded.status ELSE sessions.status END, \
-           status_at = max(sessions.status_at, excluded.status_at), \
-           event_count = sessions.event_count + excluded.event_count, \
-           tool_calls = sessions.tool_calls + excluded.tool_calls, \
-           tool_failures = sessions.tool_failures + excluded.tool_failures, \
-           error_count = sessions.error_count + excluded.error_count, \
-           input_tokens = sessions.input_tokens + excluded.input_tokens, \
-           output_tokens = sessions.output_tokens + excluded.output_tokens, \
-           cost_usd = sessions.cost_usd + excluded.cost_usd",
-    )
-    .bind::<Text, _>(d.session_id.to_string())
-    .bind::<Text, _>(&d.source_app)
-    .bind::<BigInt, _>(d.first_seen)
-    .bind::<BigInt, _>(d.last_seen)
-    .bind::<Nullable<Text>, _>(d.cwd.as_deref())
-    .bind::<Nullable<Text>, _>(d.model.as_deref())
-    .bind::<Text, _>(status)
-    .bind::<BigInt, _>(status_at)
-    .bind::<BigInt, _>(d.event_count)
-    .bind::<BigInt, _>(d.tool_calls)
-    .bind::<BigInt, _>(d.tool_failures)
-    .bind::<BigInt, _>(d.error_count)
-    .bind::<BigInt, _>(d.input_tokens)
-    .bind::<BigInt, _>(d.output_tokens)
-    .bind::<Double, _>(d.cost_usd)
-    .execute(conn)
+/// Rows per session upsert statement (15 parameters each, well under SQLite's limit of 32,766).
+const UPSERT_CHUNK: usize = 500;
+
+/// Folds a batch's session deltas into `sessions` with one statement per chunk: parsed once per commit, not once
+/// per session.
+fn upsert_sessions(conn: &mut SqliteConnection, deltas: &[super::SessionDelta]) -> QueryResult<()> {
+    for chunk in deltas.chunks(UPSERT_CHUNK) {
+        let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO sessions (session_id, source_app, first_seen, last_seen, cwd, model, status, status_at, \
+               event_count, tool_calls, tool_failures, error_count, input_tokens, output_tokens, cost_usd) \
+             VALUES {rows} \
+             ON CONFLICT (session_id) DO UPDATE SET \
+               first_seen = min(sessions.first_seen, excluded.first_seen), \
+               last_seen = max(sessions.last_seen, excluded.last_seen), \
+               cwd = coalesce(sessions.cwd, excluded.cwd), \
+               model = coalesce(excluded.model, sessions.model), \
+               status = CASE WHEN excluded.status_at >= sessions.status_at THEN excluded.status ELSE sessions.status END, \
+               status_at = max(sessions.status_at, excluded.status_at), \
+               event_count = sessions.event_count + excluded.event_count, \
+               tool_calls = sessions.tool_calls + excluded.tool_calls, \
+               tool_failures = sessions.tool_failures + excluded.tool_failures, \
+               error_count = sessions.error_count + excluded.error_count, \
+               input_tokens = sessions.input_tokens + excluded.input_tokens, \
+               output_tokens = sessions.output_tokens + excluded.output_tokens, \
+               cost_usd = sessions.cost_usd + excluded.cost_usd"
+        );
+        let mut query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
+        for d in chunk {
+            let (status, status_at) = d.status.unwrap_or(("active", i64::MIN));
+            query = query
+                .bind::<Text, _>(d.session_id.to_string())
+                .bind::<Text, _>(d.source_app.clone())
+                .bind::<BigInt, _>(d.first_seen)
+                .bind::<BigInt, _>(d.last_seen)
+                .bind::<Nullable<Text>, _>(d.cwd.clone())
+                .bind::<Nullable<Text>, _>(d.model.clone())
+                .bind::<Text, _>(status)
+                .bind::<BigInt, _>(status_at)
+                .bind::<BigInt, _>(d.event_count)
+                .bind::<BigInt, _>(d.tool_calls)
+                .bind::<BigInt, _>(d.tool_failures)
+                .bind::<BigInt, _>(d.error_count)
+                .bind::<BigInt, _>(d.input_tokens)
+                .bind::<BigInt, _>(d.output_tokens)
+                .bind::<Double, _>(d.cost_usd);
+        }
+        query.execute(conn)?;
+    }
+    Ok(())
 }
 
-#[derive(Insertable)]
-#[diesel(table_name = agent_events)]
 struct EventRowRef<'a> {
     event_id: String,
     event_type: &'a str,

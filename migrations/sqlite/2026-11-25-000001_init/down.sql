@@ -1,3 +1,4 @@
 DROP TABLE sessions;
 DROP TABLE chat_transcripts;
+DROP TABLE tool_calls;
 DROP TABLE agent_events;

@@ -24,8 +24,18 @@ CREATE UNIQUE INDEX idx_events_event_id ON agent_events (event_id);
 CREATE INDEX idx_events_session ON agent_events (session_id, created_at);
 CREATE INDEX idx_events_type_time ON agent_events (event_type, created_at);
 CREATE INDEX idx_events_tool_time ON agent_events (tool_name, created_at) WHERE tool_name IS NOT NULL;
-CREATE INDEX idx_events_tool_use ON agent_events (tool_use_id) WHERE tool_use_id IS NOT NULL;
 CREATE INDEX idx_events_created ON agent_events (created_at);
+
+-- The two halves of each hook tool call (PreToolUse, PostToolUse/PostToolUseFailure), so that pairing is a key
+-- lookup whichever half is stored first, and costs nothing for events that are not hook tool calls.
+CREATE TABLE tool_calls (
+    session_id TEXT NOT NULL,
+    tool_use_id TEXT NOT NULL,
+    pre_at BIGINT,
+    post_id BIGINT,
+    post_at BIGINT,
+    PRIMARY KEY (session_id, tool_use_id)
+) WITHOUT ROWID;
 
 CREATE TABLE chat_transcripts (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
