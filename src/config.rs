@@ -39,6 +39,14 @@ pub enum Command {
     Migrate(StoreArgs),
     /// Query a running hivewatch: events or sessions, as a table or JSON lines.
     Query(crate::cli::query::QueryArgs),
+    /// For Claude Code hooks: read one hook payload on stdin and deliver it; always exits 0, prints nothing.
+    Hook(crate::hook_client::HookArgs),
+    /// Deliver what `hook` spooled while the receiver was unreachable, and pending transcripts.
+    Flush(crate::hook_client::FlushArgs),
+    /// Register `hivewatch hook` for every Claude Code hook event in settings.json.
+    InstallHooks(crate::cli::install_hooks::InstallArgs),
+    /// Check the hook setup: hooks installed, receiver reachable, spool size.
+    Doctor(crate::hook_client::DoctorArgs),
     /// Print the version.
     Version,
 }

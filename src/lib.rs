@@ -17,6 +17,7 @@ pub mod api;
 pub mod app;
 pub mod cli;
 pub mod config;
+pub mod hook_client;
 pub mod http;
 pub mod model;
 pub mod pipeline;

@@ -5,6 +5,14 @@ use hivewatch::config::{Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The hook side runs once per agent action: no runtime, no logging set-up, nothing on stdout.
+    let cli = match cli.command {
+        Command::Hook(args) => return hivewatch::hook_client::hook(args),
+        Command::Flush(args) => return hivewatch::hook_client::flush(args),
+        Command::Doctor(args) => return hivewatch::hook_client::doctor(args),
+        Command::InstallHooks(args) => return hivewatch::cli::install_hooks::run(args),
+        command => Cli { command, ..cli },
+    };
     init_tracing(cli.log_format);
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -21,6 +29,9 @@ fn main() -> ExitCode {
             Command::Version => {
                 println!("hivewatch {}", env!("CARGO_PKG_VERSION"));
                 Ok(())
+            }
+            Command::Hook(_) | Command::Flush(_) | Command::Doctor(_) | Command::InstallHooks(_) => {
+                unreachable!("handled before the runtime starts")
             }
         }
     });

@@ -1,5 +1,6 @@
 //! Subcommands other than `serve`.
 
+pub mod install_hooks;
 pub mod query;
 
 use crate::config::StoreArgs;
