@@ -25,12 +25,20 @@ pub fn router(state: AppState) -> Router {
         .route("/v1/logs", post(otlp_http::handler::<Logs>))
         .route("/v1/metrics", post(otlp_http::handler::<Metrics>))
         .route("/api/v1/observability/event", post(hook_http::handler))
+        .route(
+            "/api/v1/observability/transcripts",
+            post(api::add_transcript),
+        )
         .layer(RequestDecompressionLayer::new().gzip(true));
     Router::new()
         .merge(ingest)
         .route("/api/v1/observability/events", get(api::events))
         .route("/api/v1/observability/sessions", get(api::sessions))
         .route("/api/v1/observability/sessions/{id}", get(api::session))
+        .route(
+            "/api/v1/observability/sessions/{id}/transcript",
+            get(api::transcript),
+        )
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .with_state(state)

@@ -1,18 +1,21 @@
 //! The read side: events with filters and cursor pagination, sessions, one session's timeline, health.
 
 use axum::Json;
+use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use serde_json::json;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::http::AppState;
+use crate::http::{AppState, read_body};
 use crate::model::StoredEvent;
+use crate::receiver::IngestError;
 use crate::store::{
-    EventQuery, MAX_LIMIT, SessionQuery, SessionSummary, StoreError, ToolCall, pair_tool_calls,
+    EventQuery, MAX_LIMIT, SessionQuery, SessionSummary, StoreError, ToolCall, TranscriptEntry,
+    pair_tool_calls,
 };
 
 /// Events a session timeline returns at most.
@@ -119,4 +122,80 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
+}
+
+/// `POST /api/v1/observability/transcripts`: `{"session_id", "agent_id", "entries": [transcript lines]}`.
+/// Entries without a `uuid` are skipped; entries already stored are not stored again.
+pub async fn add_transcript(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match receive_transcript(&state, &headers, body).await {
+        Ok(resp) => resp,
+        Err(e) => crate::receiver::hook_http::error_response(&e),
+    }
+}
+
+async fn receive_transcript(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, IngestError> {
+    let bytes = read_body(headers, body, state.max_body_bytes).await?;
+    let value: Value = serde_json::from_slice(&bytes)
+        .map_err(|e| IngestError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    let text = |k: &str| {
+        value
+            .get(k)
+            .and_then(Value::as_str)
+            .filter(|s| !s.is_empty())
+    };
+    let session = text("session_id")
+        .ok_or_else(|| IngestError::BadRequest("transcript has no `session_id`".into()))?;
+    let session_id = crate::model::ids::session_uuid(session);
+    let agent_id = text("agent_id").unwrap_or("main").to_string();
+    let Some(lines) = value.get("entries").and_then(Value::as_array) else {
+        return Err(IngestError::BadRequest(
+            "`entries` must be an array of transcript lines".into(),
+        ));
+    };
+    let now = chrono::Utc::now();
+    let total = lines.len();
+    let entries: Vec<TranscriptEntry> = lines
+        .iter()
+        .filter_map(|line| TranscriptEntry::from_line(session_id, &agent_id, line.clone(), now))
+        .collect();
+    let accepted = entries.len();
+    let stored = state
+        .store
+        .add_transcript(entries)
+        .await
+        .map_err(|e| IngestError::Unavailable(e.to_string()))?;
+    Ok(
+        Json(json!({ "accepted": accepted, "skipped": total - accepted, "stored": stored }))
+            .into_response(),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TranscriptQuery {
+    pub agent_id: Option<String>,
+}
+
+/// `GET /api/v1/observability/sessions/{id}/transcript`: the session's transcript entries, oldest first.
+pub async fn transcript(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    query: Result<Query<TranscriptQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(query) = query?;
+    let id = Uuid::parse_str(&id).map_err(|_| {
+        ApiError(
+            StatusCode::BAD_REQUEST,
+            format!("session id {id:?} is not a UUID"),
+        )
+    })?;
+    let entries = state.store.transcript(id, query.agent_id).await?;
+    Ok(Json(json!({ "entries": entries })).into_response())
 }

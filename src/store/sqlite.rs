@@ -18,7 +18,7 @@ use uuid::Uuid;
 use super::schema_sqlite::{agent_events, sessions};
 use super::{
     CommitOutcome, Cursor, DEFAULT_LIMIT, EventPage, EventQuery, MAX_LIMIT, Order, SessionQuery,
-    SessionSummary, SqliteSync, StoreError, from_micros, micros, session_deltas,
+    SessionSummary, SqliteSync, StoreError, TranscriptEntry, from_micros, micros, session_deltas,
 };
 use crate::model::event::{is_tool_finish, is_tool_start};
 use crate::model::{AgentEvent, Severity, Source, SpanId, Status, StoredEvent, TraceId};
@@ -242,6 +242,74 @@ impl SqliteStore {
             .optional()
             .map_err(unavailable)?;
         row.map(SessionRow::into_summary).transpose()
+    }
+
+    pub fn add_transcript(&self, entries: &[TranscriptEntry]) -> Result<usize, StoreError> {
+        use super::schema_sqlite::chat_transcripts::dsl as c;
+        let received = micros(chrono::Utc::now());
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        conn.immediate_transaction(|conn| {
+            let mut stored = 0;
+            for e in entries {
+                stored += diesel::insert_into(c::chat_transcripts)
+                    .values((
+                        c::session_id.eq(e.session_id.to_string()),
+                        c::agent_id.eq(&e.agent_id),
+                        c::uuid.eq(&e.uuid),
+                        c::parent_uuid.eq(e.parent_uuid.as_deref()),
+                        c::role.eq(&e.role),
+                        c::content.eq(e.content.to_string()),
+                        c::model.eq(e.model.as_deref()),
+                        c::input_tokens.eq(e.input_tokens),
+                        c::output_tokens.eq(e.output_tokens),
+                        c::cache_read_tokens.eq(e.cache_read_tokens),
+                        c::cache_creation_tokens.eq(e.cache_creation_tokens),
+                        c::created_at.eq(micros(e.created_at)),
+                        c::received_at.eq(received),
+                    ))
+                    .on_conflict_do_nothing()
+                    .execute(conn)?;
+            }
+            Ok(stored)
+        })
+        .map_err(unavailable)
+    }
+
+    pub fn transcript(
+        &self,
+        session: Uuid,
+        agent: Option<&str>,
+    ) -> Result<Vec<TranscriptEntry>, StoreError> {
+        use super::schema_sqlite::chat_transcripts::dsl as c;
+        let mut conn = self.reader()?;
+        let mut query = c::chat_transcripts
+            .filter(c::session_id.eq(session.to_string()))
+            .select(TranscriptRow::as_select())
+            .order((c::created_at.asc(), c::id.asc()))
+            .into_boxed();
+        if let Some(a) = agent {
+            query = query.filter(c::agent_id.eq(a.to_string()));
+        }
+        let rows: Vec<TranscriptRow> = query.load(&mut conn).map_err(unavailable)?;
+        rows.into_iter()
+            .map(|r| {
+                Ok(TranscriptEntry {
+                    session_id: session,
+                    content: serde_json::from_str(&r.content)
+                        .map_err(|_| corrupt("content", "…"))?,
+                    agent_id: r.agent_id,
+                    uuid: r.uuid,
+                    parent_uuid: r.parent_uuid,
+                    role: r.role,
+                    model: r.model,
+                    input_tokens: r.input_tokens,
+                    output_tokens: r.output_tokens,
+                    cache_read_tokens: r.cache_read_tokens,
+                    cache_creation_tokens: r.cache_creation_tokens,
+                    created_at: from_micros(r.created_at),
+                })
+            })
+            .collect()
     }
 
     pub fn ping(&self) -> Result<(), StoreError> {
@@ -565,6 +633,23 @@ impl EventRow {
             },
         })
     }
+}
+
+#[derive(Queryable, Selectable)]
+#[diesel(table_name = super::schema_sqlite::chat_transcripts)]
+#[diesel(check_for_backend(diesel::sqlite::Sqlite))]
+struct TranscriptRow {
+    agent_id: String,
+    uuid: String,
+    parent_uuid: Option<String>,
+    role: String,
+    content: String,
+    model: Option<String>,
+    input_tokens: Option<i64>,
+    output_tokens: Option<i64>,
+    cache_read_tokens: Option<i64>,
+    cache_creation_tokens: Option<i64>,
+    created_at: i64,
 }
 
 #[derive(Queryable, Selectable)]
