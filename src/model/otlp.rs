@@ -10,6 +10,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
+use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use opentelemetry_proto::tonic::trace::v1::status::StatusCode;
 use prost::Message;
@@ -58,7 +59,10 @@ struct ResourceInfo {
 }
 
 impl ResourceInfo {
-    fn new(attributes: &[KeyValue]) -> Self {
+    fn of(resource: Option<&Resource>) -> Self {
+        let attributes = resource
+            .map(|r| r.attributes.as_slice())
+            .unwrap_or_default();
         let attrs = attributes_to_json(attributes);
         let s = |k: &str| attrs.get(k).and_then(Value::as_str).map(str::to_string);
         let mut digest = Vec::new();
@@ -116,12 +120,7 @@ fn lift(attrs: &Map<String, Value>, res: &ResourceInfo, trace_id: Option<TraceId
 pub fn normalize_traces(req: &ExportTraceServiceRequest, now: DateTime<Utc>) -> Normalized {
     let mut out = Normalized::default();
     for rs in &req.resource_spans {
-        let res = ResourceInfo::new(
-            rs.resource
-                .as_ref()
-                .map(|r| r.attributes.as_slice())
-                .unwrap_or_default(),
-        );
+        let res = ResourceInfo::of(rs.resource.as_ref());
         for ss in &rs.scope_spans {
             let scope = ss.scope.as_ref().map(|s| scope_json(&s.name, &s.version));
             for span in &ss.spans {
@@ -244,12 +243,7 @@ pub fn normalize_logs(req: &ExportLogsServiceRequest, now: DateTime<Utc>) -> Nor
     let mut out = Normalized::default();
     let mut encoded = Vec::new();
     for rl in &req.resource_logs {
-        let res = ResourceInfo::new(
-            rl.resource
-                .as_ref()
-                .map(|r| r.attributes.as_slice())
-                .unwrap_or_default(),
-        );
+        let res = ResourceInfo::of(rl.resource.as_ref());
         for sl in &rl.scope_logs {
             let scope = sl.scope.as_ref().map(|s| scope_json(&s.name, &s.version));
             for record in &sl.log_records {
