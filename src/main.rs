@@ -30,7 +30,10 @@ fn main() -> ExitCode {
                 println!("hivewatch {}", env!("CARGO_PKG_VERSION"));
                 Ok(())
             }
-            Command::Hook(_) | Command::Flush(_) | Command::Doctor(_) | Command::InstallHooks(_) => {
+            Command::Hook(_)
+            | Command::Flush(_)
+            | Command::Doctor(_)
+            | Command::InstallHooks(_) => {
                 unreachable!("handled before the runtime starts")
             }
         }

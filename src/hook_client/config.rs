@@ -25,7 +25,9 @@ pub fn config_dir() -> PathBuf {
     if let Some(d) = std::env::var_os("HIVEWATCH_CONFIG_DIR").filter(|d| !d.is_empty()) {
         return PathBuf::from(d);
     }
-    dirs::config_dir().unwrap_or_else(std::env::temp_dir).join("hivewatch")
+    dirs::config_dir()
+        .unwrap_or_else(std::env::temp_dir)
+        .join("hivewatch")
 }
 
 /// The hook side's configuration file (`hook.json` in the configuration directory).
@@ -67,7 +69,10 @@ impl HookConfig {
         std::fs::create_dir_all(dir)?;
         let path = Self::path_in(dir);
         let tmp = dir.join(format!(".{CONFIG_FILE}.tmp"));
-        std::fs::write(&tmp, serde_json::to_vec_pretty(self).expect("a config serializes"))?;
+        std::fs::write(
+            &tmp,
+            serde_json::to_vec_pretty(self).expect("a config serializes"),
+        )?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
