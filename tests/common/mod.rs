@@ -45,6 +45,18 @@ impl Server {
 
     /// Starts on an existing data directory (a restart); the caller keeps the directory alive.
     pub fn start_in(dir: &Path, extra: &[&str]) -> Server {
+        Self::start_in_with_env(dir, extra, &[])
+    }
+
+    /// Starts with extra environment variables (a log filter, say) and its own data directory.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let tmp = tempfile::tempdir().expect("temp dir");
+        let mut s = Self::start_in_with_env(tmp.path(), extra, env);
+        s._tmp = Some(tmp);
+        s
+    }
+
+    pub fn start_in_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -62,6 +74,7 @@ impl Server {
             .args(extra)
             .env_remove("HIVEWATCH_DATABASE_URL")
             .env("HIVEWATCH_LOG", "info")
+            .envs(env.iter().copied())
             .stdout(Stdio::piped())
             .stderr(stderr)
             .spawn()
