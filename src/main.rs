@@ -5,7 +5,19 @@ use clap::Parser;
 use hivewatch::config::{Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // Claude Code reads a hook's exit status 2 as "block this action": a hook never exits with clap's 2.
+        Err(e) if std::env::args().nth(1).as_deref() == Some("hook") => {
+            let message = e.to_string();
+            eprintln!(
+                "hivewatch hook: {}",
+                message.lines().next().unwrap_or_default()
+            );
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => e.exit(),
+    };
     // The hook side runs once per agent action: no runtime, no logging set-up, nothing on stdout.
     let cli = match cli.command {
         Command::Hook(args) => return hivewatch::hook_client::hook(args),

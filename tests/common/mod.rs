@@ -70,7 +70,13 @@ impl Server {
             .arg("serve")
             .arg("--data-dir")
             .arg(dir)
-            .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"])
+            // Free ports unless the caller pins one (clap takes each flag once).
+            .args(
+                ["--grpc-addr", "--http-addr"]
+                    .into_iter()
+                    .filter(|flag| !extra.contains(flag))
+                    .flat_map(|flag| [flag, "127.0.0.1:0"]),
+            )
             .args(extra)
             .env_remove("HIVEWATCH_DATABASE_URL")
             .env("HIVEWATCH_LOG", "info")
