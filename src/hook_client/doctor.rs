@@ -89,13 +89,19 @@ fn hooked_events(path: &Path) -> Result<Vec<String>, String> {
         .collect())
 }
 
-fn runs_hivewatch_hook(v: &Value) -> bool {
-    match v {
-        Value::String(s) => s.contains("hivewatch") && s.contains(" hook"),
-        Value::Array(items) => items.iter().any(runs_hivewatch_hook),
-        Value::Object(map) => map.values().any(runs_hivewatch_hook),
-        _ => false,
-    }
+/// Whether any handler registered for one event is hivewatch's (a `hivewatch hook` command or an http hook to the
+/// event endpoint), by the same rule `install-hooks` uses.
+fn runs_hivewatch_hook(groups: &Value) -> bool {
+    let exe = std::env::current_exe()
+        .and_then(|p| p.canonicalize())
+        .unwrap_or_default();
+    groups
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|group| group.get("hooks")?.as_array())
+        .flatten()
+        .any(|handler| crate::cli::install_hooks::is_ours(handler, &exe))
 }
 
 fn report_config(settings: &Settings) {
@@ -165,7 +171,9 @@ mod tests {
         let hooks = json!({"PreToolUse": [{"matcher": "", "hooks": [{"type": "command",
                            "command": "/usr/local/bin/hivewatch hook --source-app demo"}]}]});
         assert!(runs_hivewatch_hook(&hooks["PreToolUse"]));
-        let other = json!([{"hooks": [{"type": "command", "command": "echo hook"}]}]);
+        let other = json!([{"hooks": [{"type": "command", "command": "echo hivewatch hook"}]}]);
         assert!(!runs_hivewatch_hook(&other));
+        let http = json!([{"hooks": [{"type": "http", "url": "http://127.0.0.1:4318/api/v1/observability/event"}]}]);
+        assert!(runs_hivewatch_hook(&http));
     }
 }
