@@ -7,14 +7,15 @@ use hivewatch::config::{Cli, Command, LogFormat};
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
-        // Claude Code reads a hook's exit status 2 as "block this action": a hook never exits with clap's 2.
+        // Claude Code reads a hook's exit status 2 as "block this action", and the event must not be lost to a
+        // bad global setting: a hook whose arguments do not parse runs on its defaults.
         Err(e) if std::env::args().nth(1).as_deref() == Some("hook") => {
             let message = e.to_string();
             eprintln!(
-                "hivewatch hook: {}",
+                "hivewatch hook: {}; going on with default settings",
                 message.lines().next().unwrap_or_default()
             );
-            return ExitCode::SUCCESS;
+            return hivewatch::hook_client::hook(hivewatch::hook_client::HookArgs::default());
         }
         Err(e) => e.exit(),
     };

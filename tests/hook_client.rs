@@ -919,3 +919,41 @@ fn doctor_reports_hooks_receiver_and_spool() {
         run.stdout()
     );
 }
+
+#[test]
+fn a_held_spool_lock_or_a_bad_global_setting_loses_nothing() {
+    let client = Client::new();
+    // A first event creates the spool; then something (a stopped flush, say) holds its lock.
+    client.hook(
+        &["--endpoint", &dead_endpoint()],
+        &prompt(Uuid::new_v4(), "first"),
+    );
+    let lock = std::fs::OpenOptions::new()
+        .write(true)
+        .open(client.spool_dir().join(".lock"))
+        .expect("spool lock file");
+    lock.lock().expect("hold the spool lock");
+    let run = client.hook(
+        &["--endpoint", &dead_endpoint()],
+        &prompt(Uuid::new_v4(), "second"),
+    );
+    assert!(
+        run.elapsed < Duration::from_secs(1),
+        "waited on the lock: {:?}",
+        run.elapsed
+    );
+    assert_eq!(client.spooled().len(), 2, "spooled while the lock was held");
+    drop(lock);
+
+    // A global setting meant for `serve` that does not parse: the hook goes on with its defaults.
+    let mut cmd = client.command(&["hook", "--endpoint", &dead_endpoint()]);
+    cmd.env("HIVEWATCH_LOG_FORMAT", "bogus");
+    let run = client.run(cmd, prompt(Uuid::new_v4(), "third").to_string().as_bytes());
+    run.assert_silent_success();
+    assert!(
+        run.stderr().contains("going on with default settings"),
+        "{}",
+        run.stderr()
+    );
+    assert_eq!(client.spooled().len(), 3, "the event was kept");
+}

@@ -314,6 +314,16 @@ fn missing_settings_are_created_and_dry_run_writes_nothing() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     assert!(String::from_utf8_lossy(&out.stderr).contains("not an http:// or https:// URL"));
+
+    // The hook speaks plain http: an https endpoint is for --http hooks only.
+    let out = sb
+        .command()
+        .args(["--endpoint", "https://hivewatch.example:4318"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot be used by `hivewatch hook`"));
+    sb.ok(&["--http", "--endpoint", "https://hivewatch.example:4318"]);
 }
 
 #[test]

@@ -159,6 +159,14 @@ fn execute(args: &InstallArgs) -> anyhow::Result<()> {
         if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
             bail!("--endpoint {endpoint:?} is not an http:// or https:// URL");
         }
+        // `hivewatch hook` speaks plain http only; Claude Code's own http hooks can use https.
+        if !args.http
+            && let Err(problem) = crate::hook_client::http::Endpoint::parse(endpoint)
+        {
+            bail!(
+                "--endpoint {endpoint:?} cannot be used by `hivewatch hook`: {problem} (or use --http)"
+            );
+        }
     }
 
     let summary = if args.uninstall {

@@ -66,19 +66,18 @@ impl HookConfig {
     }
 
     pub fn save_to(&self, dir: &Path) -> std::io::Result<PathBuf> {
+        use std::io::Write;
         std::fs::create_dir_all(dir)?;
         let path = Self::path_in(dir);
-        let tmp = dir.join(format!(".{CONFIG_FILE}.tmp"));
-        std::fs::write(
-            &tmp,
-            serde_json::to_vec_pretty(self).expect("a config serializes"),
-        )?;
+        // A name of this process's own, created private from the start: the file may hold a token.
+        let tmp = dir.join(format!(".{CONFIG_FILE}.{}.tmp", std::process::id()));
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
         #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            // It may hold a token.
-            std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600))?;
-        }
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&tmp)?;
+        file.write_all(&serde_json::to_vec_pretty(self).expect("a config serializes"))?;
+        file.sync_all()?;
         std::fs::rename(&tmp, &path)?;
         Ok(path)
     }

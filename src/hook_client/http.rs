@@ -110,7 +110,11 @@ pub fn send(endpoint: &Endpoint, req: &Request<'_>, timeout: Duration) -> Result
     let deadline = Deadline::new(timeout);
     let mut stream = connect(endpoint, &deadline)?;
     let message = encode(endpoint, req);
-    write_all(&mut stream, &message, &deadline)?;
+    if let Err(write_error) = write_all(&mut stream, &message, &deadline) {
+        // A receiver may answer (413, say) and close before reading the whole body: its answer, when there is
+        // one, says more than the broken pipe.
+        return read_status(&mut stream, &deadline).map_err(|_| write_error);
+    }
     read_status(&mut stream, &deadline)
 }
 
@@ -210,7 +214,13 @@ fn read_status(stream: &mut TcpStream, deadline: &Deadline) -> Result<u16, HttpE
     let mut len = 0;
     loop {
         if let Some(end) = buf[..len].iter().position(|&b| b == b'\n') {
-            return parse_status(&buf[..end]).ok_or(HttpError::NotHttp);
+            let code = parse_status(&buf[..end]).ok_or(HttpError::NotHttp)?;
+            if !(100..200).contains(&code) {
+                return Ok(code);
+            }
+            // An interim answer (103 Early Hints, …): skip its head and read the final status line.
+            skip_head(stream, &mut buf, &mut len, deadline)?;
+            continue;
         }
         if len == buf.len() {
             return Err(HttpError::NotHttp);
@@ -221,6 +231,35 @@ fn read_status(stream: &mut TcpStream, deadline: &Deadline) -> Result<u16, HttpE
         match stream.read(&mut buf[len..]) {
             Ok(0) => return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into())),
             Ok(n) => len += n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(deadline.io_error(e)),
+        }
+    }
+}
+
+/// Drops an interim answer's head (up to its blank line) from `buf`, reading more as needed.
+fn skip_head(
+    stream: &mut TcpStream,
+    buf: &mut [u8; 256],
+    len: &mut usize,
+    deadline: &Deadline,
+) -> Result<(), HttpError> {
+    loop {
+        if let Some(end) = buf[..*len].windows(4).position(|w| w == b"\r\n\r\n") {
+            buf.copy_within(end + 4..*len, 0);
+            *len -= end + 4;
+            return Ok(());
+        }
+        // Keep the last 3 bytes: the blank line may straddle two reads.
+        let keep = (*len).min(3);
+        buf.copy_within(*len - keep..*len, 0);
+        *len = keep;
+        stream
+            .set_read_timeout(Some(deadline.remaining()?))
+            .map_err(HttpError::Io)?;
+        match stream.read(&mut buf[*len..]) {
+            Ok(0) => return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into())),
+            Ok(n) => *len += n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(deadline.io_error(e)),
         }

@@ -26,7 +26,7 @@ mod doctor;
 mod files;
 mod flush;
 mod hook;
-mod http;
+pub(crate) mod http;
 mod settings;
 mod spool;
 mod transcripts;
@@ -38,7 +38,7 @@ use clap::Args;
 
 /// Flags of `hivewatch hook`. Numbers are taken as text and checked by the hook itself: a value clap rejected
 /// would make the process exit with status 2, which Claude Code treats as "block this action".
-#[derive(Args)]
+#[derive(Args, Default)]
 pub struct HookArgs {
     /// Receiver URL (http:// only).
     #[arg(long, env = "HIVEWATCH_ENDPOINT", value_name = "URL")]

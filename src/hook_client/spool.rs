@@ -13,9 +13,10 @@
 //! at its start, recounts the files, which repairs the total after a process died between writing an event
 //! and counting it.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -27,6 +28,8 @@ const SUFFIX: &str = ".json";
 /// Dot names: listings of the spool skip them.
 const LOCK_FILE: &str = ".lock";
 const USAGE_FILE: &str = ".usage";
+/// How long a hook waits for the spool lock before it writes its event uncounted.
+const APPEND_LOCK_WAIT: Duration = Duration::from_millis(20);
 
 pub struct Spool {
     dir: PathBuf,
@@ -69,10 +72,12 @@ impl Spool {
     pub fn append(&self, event_id: Uuid, bytes: &[u8], max_bytes: u64) -> Result<(), SpoolError> {
         let io_err = |e| SpoolError::Io(self.dir.clone(), e);
         files::create_private_dir(&self.dir).map_err(io_err)?;
-        let _lock = self.lock().map_err(io_err)?;
+        // The hook must not wait on a flush that holds the lock (recounting a large spool, or stopped by the
+        // user): past a short wait it writes the event uncounted; the next flush's recount counts it.
+        let lock = self.lock_within(APPEND_LOCK_WAIT).map_err(io_err)?;
         let used = self.recorded_usage().unwrap_or_else(|| self.count());
         let len = bytes.len() as u64;
-        if used.bytes + len > max_bytes {
+        if used.bytes.saturating_add(len) > max_bytes {
             return Err(SpoolError::Full {
                 used: used.bytes,
                 max: max_bytes,
@@ -80,9 +85,12 @@ impl Spool {
         }
         files::write_atomically(&self.dir, &format!("{event_id}{SUFFIX}"), bytes)
             .map_err(io_err)?;
+        if lock.is_none() {
+            return Ok(());
+        }
         self.record_usage(Usage {
-            events: used.events + 1,
-            bytes: used.bytes + len,
+            events: used.events.saturating_add(1),
+            bytes: used.bytes.saturating_add(len),
         })
         .map_err(io_err)
     }
@@ -102,8 +110,9 @@ impl Spool {
         if !self.dir.exists() {
             return Ok(Usage::default());
         }
-        let _lock = self.lock()?;
+        // Listing and stat-ing a large spool takes a while: do it before taking the lock hooks append under.
         let usage = self.count();
+        let _lock = self.lock()?;
         self.record_usage(usage)?;
         Ok(usage)
     }
@@ -148,6 +157,26 @@ impl Spool {
             .open(self.dir.join(LOCK_FILE))?;
         file.lock()?;
         Ok(file)
+    }
+
+    /// The lock, if it can be had within `wait`.
+    fn lock_within(&self, wait: Duration) -> io::Result<Option<File>> {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(self.dir.join(LOCK_FILE))?;
+        let deadline = Instant::now() + wait;
+        loop {
+            match file.try_lock() {
+                Ok(()) => return Ok(Some(file)),
+                Err(TryLockError::WouldBlock) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(1))
+                }
+                Err(TryLockError::WouldBlock) => return Ok(None),
+                Err(TryLockError::Error(e)) => return Err(e),
+            }
+        }
     }
 
     fn recorded_usage(&self) -> Option<Usage> {
