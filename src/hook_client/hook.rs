@@ -119,7 +119,7 @@ pub fn run(args: HookArgs, stamp: DateTime<Utc>) {
         Outcome::Delivered => {
             // The receiver is up: a good moment to deliver what earlier invocations kept.
             if !Spool::in_state_dir(&state_dir).is_empty() || transcripts.has_pending() {
-                spawn_background_flush(&options.settings);
+                spawn_background_flush(&options.settings, &state_dir);
             }
         }
         Outcome::Rejected(code) => {
@@ -219,7 +219,25 @@ fn spool_event(state_dir: &Path, event: &Event, why: &str, max_bytes: u64) {
 
 /// Starts `hivewatch flush --background`, detached: its own process group (Claude Code may kill the hook's
 /// group when it times out), no stdio (Claude Code waits for the hook's stdout to close), never waited for.
-fn spawn_background_flush(settings: &Settings) {
+/// Where the background flush writes what it would otherwise say on stderr; started afresh past this size.
+const FLUSH_LOG: &str = "flush.log";
+const FLUSH_LOG_MAX_BYTES: u64 = 1024 * 1024;
+
+/// The background flush's stderr: `flush.log` in the state directory (nobody watches its terminal).
+fn flush_log(state_dir: &Path) -> Stdio {
+    let path = state_dir.join(FLUSH_LOG);
+    let too_big = std::fs::metadata(&path).is_ok_and(|m| m.len() > FLUSH_LOG_MAX_BYTES);
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(!too_big)
+        .write(true)
+        .truncate(too_big)
+        .open(&path)
+        .map(Stdio::from)
+        .unwrap_or_else(|_| Stdio::null())
+}
+
+fn spawn_background_flush(settings: &Settings, state_dir: &Path) {
     let Ok(exe) = std::env::current_exe() else {
         return;
     };
@@ -232,7 +250,7 @@ fn spawn_background_flush(settings: &Settings) {
     ])
     .stdin(Stdio::null())
     .stdout(Stdio::null())
-    .stderr(Stdio::null());
+    .stderr(flush_log(state_dir));
     // Through the environment, not the command line, which other users can read.
     if let Some(token) = &settings.token {
         cmd.env("HIVEWATCH_INGEST_TOKEN", token);
