@@ -96,6 +96,10 @@ async fn receive(
                 return Err(IngestError::BadRequest(errors.join("; ")));
             }
             let accepted = events.len();
+            if let Some(first) = errors.first() {
+                // The sender (a spool flush, usually) reads only the status: say here what was refused.
+                tracing::warn!(rejected = errors.len(), accepted, first = %first, "hook batch items refused");
+            }
             state.pipeline.submit(events).await?;
             Ok(
                 Json(json!({ "accepted": accepted, "rejected": errors.len(), "errors": errors }))

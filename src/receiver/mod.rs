@@ -141,6 +141,9 @@ pub async fn submit_normalized(
         return Err(IngestError::BadRequest(n.error_message()));
     }
     let message = n.error_message();
+    if n.rejected > 0 {
+        tracing::warn!(rejected = n.rejected, accepted = n.events.len(), first = %message, "OTLP items refused");
+    }
     pipeline.submit(n.events).await?;
     Ok((n.rejected as i64, message))
 }
