@@ -101,56 +101,71 @@ impl Pipeline {
     }
 }
 
+/// Requests gathered for one commit: their events, and whom to answer for how many.
+#[derive(Default)]
+struct Batch {
+    events: Vec<AgentEvent>,
+    acks: Vec<(oneshot::Sender<Result<Accepted, StoreError>>, usize)>,
+}
+
+impl Batch {
+    fn push(&mut self, sub: Submission) {
+        self.acks.push((sub.ack, sub.events.len()));
+        self.events.extend(sub.events);
+    }
+}
+
 async fn run_committer(mut rx: mpsc::Receiver<Submission>, store: Store, max_batch_events: usize) {
-    let mut acks = Vec::new();
-    let mut counts = Vec::new();
     let mut last_requests = 0;
+    // An outage fails every commit: it is logged when it starts and when it ends, not once per batch.
+    let mut failing = false;
     while let Some(first) = rx.recv().await {
-        let mut events = first.events;
-        acks.push(first.ack);
-        counts.push(events.len());
-        while events.len() < max_batch_events {
+        let mut batch = Batch::default();
+        batch.push(first);
+        while batch.events.len() < max_batch_events {
             match rx.try_recv() {
-                Ok(sub) => {
-                    counts.push(sub.events.len());
-                    events.extend(sub.events);
-                    acks.push(sub.ack);
-                }
+                Ok(sub) => batch.push(sub),
                 Err(_) => break,
             }
         }
         // Under concurrent load the senders answered by the last commit are sending again right now. Committing
         // the one request that came first would make all the others wait a whole commit: wait a moment for them.
-        if acks.len() * 2 < last_requests {
+        if batch.acks.len() * 2 < last_requests {
             let deadline = tokio::time::Instant::now() + LINGER;
-            while acks.len() * 4 < last_requests * 3 && events.len() < max_batch_events {
+            while batch.acks.len() * 4 < last_requests * 3 && batch.events.len() < max_batch_events
+            {
                 match tokio::time::timeout_at(deadline, rx.recv()).await {
-                    Ok(Some(sub)) => {
-                        counts.push(sub.events.len());
-                        events.extend(sub.events);
-                        acks.push(sub.ack);
-                    }
+                    Ok(Some(sub)) => batch.push(sub),
                     _ => break,
                 }
             }
         }
-        last_requests = acks.len();
-        let batch = events.len();
+        last_requests = batch.acks.len();
+        let (size, requests) = (batch.events.len(), batch.acks.len());
         let started = std::time::Instant::now();
-        let result = store.commit(events).await;
+        let result = store.commit(batch.events).await;
         let commit_us = started.elapsed().as_micros() as u64;
         match &result {
-            Ok(outcome) => tracing::debug!(
-                batch,
-                commit_us,
-                requests = acks.len(),
-                inserted = outcome.inserted.len(),
-                duplicates = outcome.duplicates,
-                "committed"
-            ),
-            Err(e) => tracing::warn!(batch, requests = acks.len(), error = %e, "commit failed"),
+            Ok(outcome) => {
+                if std::mem::take(&mut failing) {
+                    tracing::info!("store available again; commits succeed");
+                }
+                tracing::debug!(
+                    batch = size,
+                    commit_us,
+                    requests,
+                    inserted = outcome.inserted.len(),
+                    duplicates = outcome.duplicates,
+                    "committed"
+                )
+            }
+            Err(e) if !failing => {
+                failing = true;
+                tracing::warn!(batch = size, requests, error = %e, "commit failed; answering 503 until the store recovers")
+            }
+            Err(e) => tracing::debug!(batch = size, requests, error = %e, "commit failed"),
         }
-        for (ack, n) in acks.drain(..).zip(counts.drain(..)) {
+        for (ack, n) in batch.acks {
             let answer = match &result {
                 Ok(_) => Ok(Accepted { events: n }),
                 Err(e) => Err(StoreError::Unavailable(e.to_string())),
