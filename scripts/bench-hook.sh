@@ -23,6 +23,8 @@
 # else from python's getrusage, which over-reports (see rss_kb below).
 set -euo pipefail
 
+# shellcheck source=lib/server.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib/server.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 RUNS="${RUNS:-1000}"
@@ -50,50 +52,8 @@ if [[ ! -x "$HIVEWATCH_BIN" ]]; then
 fi
 HIVEWATCH_BIN="$(cd "$(dirname "$HIVEWATCH_BIN")" && pwd)/$(basename "$HIVEWATCH_BIN")"
 
-DATA_DIR="$(mktemp -d)"
-WORK_DIR="$(mktemp -d)"
-SERVER_LOG="$WORK_DIR/server.out"
-SERVER_ERR="$WORK_DIR/server.err"
+hw_init bench-hook --quiet-kill
 PAYLOAD="$WORK_DIR/payload.json"
-SERVER_PID=""
-TIMER_PID=""
-
-server_alive() {
-    [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null
-}
-
-show_server_logs() {
-    echo "--- server stdout (tail) ---" >&2
-    tail -n 20 "$SERVER_LOG" >&2 || true
-    echo "--- server stderr (tail) ---" >&2
-    tail -n 40 "$SERVER_ERR" >&2 || true
-}
-
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-cleanup() {
-    local rc=$? i
-    trap - EXIT INT TERM
-    if [[ -n "$TIMER_PID" ]]; then
-        kill -TERM "$TIMER_PID" 2>/dev/null || true
-        wait "$TIMER_PID" 2>/dev/null || true
-    fi
-    if server_alive; then
-        kill -TERM "$SERVER_PID" 2>/dev/null || true
-        for ((i = 0; i < 50; i++)); do
-            server_alive || break
-            sleep 0.1
-        done
-        if server_alive; then
-            kill -KILL "$SERVER_PID" 2>/dev/null || true
-        fi
-        wait "$SERVER_PID" 2>/dev/null || true
-    fi
-    rm -rf "$DATA_DIR" "$WORK_DIR"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 python3 - "$PAYLOAD" <<'EOF'
 import json, sys
@@ -103,32 +63,7 @@ with open(sys.argv[1], "w") as f:
     json.dump(payload, f)
 EOF
 
-# host:port after `//` on the first stdout line containing $1.
-bound_addr() {
-    grep -m1 -F "$1" "$SERVER_LOG" 2>/dev/null | sed -nE 's#.*//([^/[:space:]]+).*#\1#p' || true
-}
-
-echo "bench-hook: starting $HIVEWATCH_BIN serve (data dir $DATA_DIR)"
-"$HIVEWATCH_BIN" serve --data-dir "$DATA_DIR" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
-    >"$SERVER_LOG" 2>"$SERVER_ERR" &
-SERVER_PID=$!
-
-HTTP_ADDR=""
-for ((i = 0; i < 300; i++)); do
-    HTTP_ADDR="$(bound_addr 'OTLP HTTP')"
-    [[ -n "$HTTP_ADDR" ]] && break
-    if ! server_alive; then
-        echo "bench-hook: server exited during startup" >&2
-        show_server_logs
-        exit 1
-    fi
-    sleep 0.1
-done
-if [[ -z "$HTTP_ADDR" ]]; then
-    echo "bench-hook: server did not print its OTLP HTTP address within 30 s" >&2
-    show_server_logs
-    exit 1
-fi
+hw_start_server
 
 # A port nothing listens on: bound then released, so it is free but not in use.
 DOWN_ADDR="127.0.0.1:$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
@@ -146,15 +81,14 @@ RESULTS="$WORK_DIR/results.jsonl"
 timed() {
     local label="$1" rc=0
     shift
-    if ! server_alive; then
+    if ! hw_server_alive; then
         echo "bench-hook: the receiver is gone before case $label" >&2
-        show_server_logs
+        hw_show_server_logs
         exit 1
     fi
     export HIVEWATCH_STATE_DIR="$WORK_DIR/state-$label"
     mkdir -p "$HIVEWATCH_STATE_DIR"
-    # In the background so that a signal to this script is handled at once (bash defers traps until a
-    # foreground child exits).
+    # In the background so that a signal to this script is handled at once (see hw_wait_child).
     python3 - "$label" "$RUNS" "$WARMUP" "$PAYLOAD" "$@" >>"$RESULTS" <<'EOF' &
 import json, subprocess, sys, time
 
@@ -182,9 +116,7 @@ def pct(p):
 print(json.dumps({"label": label, "runs": runs, "failures": failures, "median_ms": pct(50),
                   "p90_ms": pct(90), "p99_ms": pct(99), "max_ms": times[-1] / 1e6}))
 EOF
-    TIMER_PID=$!
-    wait "$TIMER_PID" || rc=$?
-    TIMER_PID=""
+    hw_wait_child $! || rc=$?
     if [[ $rc -ne 0 ]]; then
         echo "bench-hook: timing $label failed ($rc)" >&2
         exit 1

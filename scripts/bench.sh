@@ -21,6 +21,8 @@
 # along with an `RSS {json}` line (kB, from /proc/PID/status).
 set -euo pipefail
 
+# shellcheck source=lib/server.sh source-path=SCRIPTDIR
+source "$(dirname "${BASH_SOURCE[0]}")/lib/server.sh"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 SCENARIOS="${SCENARIOS:-a b c}"
@@ -52,60 +54,7 @@ for bin in "$HIVEWATCH_BIN" "$LOAD_BIN"; do
     fi
 done
 
-DATA_DIR="$(mktemp -d)"
-WORK_DIR="$(mktemp -d)"
-SERVER_LOG="$WORK_DIR/server.out"
-SERVER_ERR="$WORK_DIR/server.err"
-SERVER_PID=""
-LOAD_PID=""
-
-server_alive() {
-    [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null
-}
-
-show_server_logs() {
-    echo "--- server stdout (tail) ---" >&2
-    tail -n 20 "$SERVER_LOG" >&2 || true
-    echo "--- server stderr (tail) ---" >&2
-    tail -n 40 "$SERVER_ERR" >&2 || true
-}
-
-# Sends SIGTERM and waits up to $1 seconds, then SIGKILL. Sets STOP_RC.
-stop_server() {
-    local grace="$1" i
-    STOP_RC=""
-    if ! server_alive; then
-        return 0
-    fi
-    kill -TERM "$SERVER_PID" 2>/dev/null || true
-    for ((i = 0; i < grace * 10; i++)); do
-        server_alive || break
-        sleep 0.1
-    done
-    if server_alive; then
-        echo "bench: server did not exit within ${grace} s of SIGTERM; sending SIGKILL" >&2
-        kill -KILL "$SERVER_PID" 2>/dev/null || true
-    fi
-    STOP_RC=0
-    wait "$SERVER_PID" 2>/dev/null || STOP_RC=$?
-    SERVER_PID=""
-}
-
-# shellcheck disable=SC2317 # invoked by the EXIT trap
-cleanup() {
-    local rc=$?
-    trap - EXIT INT TERM
-    if [[ -n "$LOAD_PID" ]]; then
-        kill -TERM "$LOAD_PID" 2>/dev/null || true
-        wait "$LOAD_PID" 2>/dev/null || true
-    fi
-    stop_server 5
-    rm -rf "$DATA_DIR" "$WORK_DIR"
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+hw_init bench
 
 # Prints "VmRSS VmHWM" in kB for the server process.
 mem_kb() {
@@ -113,34 +62,7 @@ mem_kb() {
         "/proc/$SERVER_PID/status"
 }
 
-# host:port after `//` on the first stdout line containing $1.
-bound_addr() {
-    grep -m1 -F "$1" "$SERVER_LOG" 2>/dev/null | sed -nE 's#.*//([^/[:space:]]+).*#\1#p' || true
-}
-
-echo "bench: starting $HIVEWATCH_BIN serve (data dir $DATA_DIR)"
-"$HIVEWATCH_BIN" serve --data-dir "$DATA_DIR" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
-    >"$SERVER_LOG" 2>"$SERVER_ERR" &
-SERVER_PID=$!
-
-GRPC_ADDR=""
-HTTP_ADDR=""
-for ((i = 0; i < 300; i++)); do
-    GRPC_ADDR="$(bound_addr 'OTLP gRPC')"
-    HTTP_ADDR="$(bound_addr 'OTLP HTTP')"
-    [[ -n "$GRPC_ADDR" && -n "$HTTP_ADDR" ]] && break
-    if ! server_alive; then
-        echo "bench: server exited during startup" >&2
-        show_server_logs
-        exit 1
-    fi
-    sleep 0.1
-done
-if [[ -z "$GRPC_ADDR" || -z "$HTTP_ADDR" ]]; then
-    echo "bench: server did not print its OTLP gRPC and OTLP HTTP addresses within 30 s" >&2
-    show_server_logs
-    exit 1
-fi
+hw_start_server --grpc
 echo "bench: server pid $SERVER_PID, OTLP gRPC $GRPC_ADDR, OTLP HTTP $HTTP_ADDR"
 
 sleep 2
@@ -154,21 +76,18 @@ FAILED=0
 run() {
     local label="$1" out="$WORK_DIR/run.out" rc line
     shift
-    if ! server_alive; then
+    if ! hw_server_alive; then
         echo "bench: server is gone before scenario $label" >&2
-        show_server_logs
+        hw_show_server_logs
         exit 1
     fi
     echo
     echo "== $label: $* $LOAD_EXTRA_ARGS =="
-    # In the background so that a signal to this script is handled at once
-    # (bash defers traps until a foreground child exits).
+    # In the background so that a signal to this script is handled at once (see hw_wait_child).
     # shellcheck disable=SC2086 # LOAD_EXTRA_ARGS is split on purpose
     "$LOAD_BIN" "$@" $LOAD_EXTRA_ARGS >"$out" &
-    LOAD_PID=$!
     rc=0
-    wait "$LOAD_PID" || rc=$?
-    LOAD_PID=""
+    hw_wait_child $! || rc=$?
     cat "$out"
     if [[ $rc -ne 0 ]]; then
         echo "bench: scenario $label: hivewatch-load exited with $rc" >&2
@@ -200,9 +119,9 @@ for s in $SCENARIOS; do
     esac
 done
 
-if ! server_alive; then
+if ! hw_server_alive; then
     echo "bench: server died during the benchmark" >&2
-    show_server_logs
+    hw_show_server_logs
     exit 1
 fi
 read -r LOADED_RSS LOADED_HWM < <(mem_kb)
@@ -210,7 +129,7 @@ read -r LOADED_RSS LOADED_HWM < <(mem_kb)
 echo
 echo "bench: stopping server (SIGTERM)"
 STOP_START=$SECONDS
-stop_server 30
+hw_stop_server 30
 echo "bench: server exited with status ${STOP_RC:-?} after $((SECONDS - STOP_START)) s"
 
 echo
