@@ -225,15 +225,7 @@ fn read_status(stream: &mut TcpStream, deadline: &Deadline) -> Result<u16, HttpE
         if len == buf.len() {
             return Err(HttpError::NotHttp);
         }
-        stream
-            .set_read_timeout(Some(deadline.remaining()?))
-            .map_err(HttpError::Io)?;
-        match stream.read(&mut buf[len..]) {
-            Ok(0) => return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into())),
-            Ok(n) => len += n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(deadline.io_error(e)),
-        }
+        len += read_some(stream, &mut buf[len..], deadline)?;
     }
 }
 
@@ -254,12 +246,23 @@ fn skip_head(
         let keep = (*len).min(3);
         buf.copy_within(*len - keep..*len, 0);
         *len = keep;
+        *len += read_some(stream, &mut buf[*len..], deadline)?;
+    }
+}
+
+/// One read within the deadline: the number of bytes read, never 0 (a closed connection is an error).
+fn read_some(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    deadline: &Deadline,
+) -> Result<usize, HttpError> {
+    loop {
         stream
             .set_read_timeout(Some(deadline.remaining()?))
             .map_err(HttpError::Io)?;
-        match stream.read(&mut buf[*len..]) {
+        match stream.read(buf) {
             Ok(0) => return Err(HttpError::Io(io::ErrorKind::UnexpectedEof.into())),
-            Ok(n) => *len += n,
+            Ok(n) => return Ok(n),
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => return Err(deadline.io_error(e)),
         }

@@ -9,7 +9,7 @@
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -27,18 +27,7 @@ pub const AGENT_ID_HEADER: &str = "x-hivewatch-agent-id";
 pub const CONTEXT_FIELD: &str = "_hivewatch";
 
 pub fn error_response(err: &IngestError) -> Response {
-    let status = match err {
-        IngestError::BadRequest(_) => StatusCode::BAD_REQUEST,
-        IngestError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-        IngestError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        IngestError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-    };
-    let mut resp = (status, Json(json!({ "error": err.to_string() }))).into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    resp
+    err.http_response(Json(json!({ "error": err.to_string() })))
 }
 
 pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {

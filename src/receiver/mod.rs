@@ -5,6 +5,7 @@ pub mod hook_http;
 pub mod otlp_grpc;
 pub mod otlp_http;
 
+use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
@@ -40,14 +41,43 @@ impl From<SubmitError> for IngestError {
 }
 
 impl IngestError {
-    pub fn grpc_status(&self) -> tonic::Status {
+    /// The gRPC code of this error (also the `code` of an OTLP/HTTP error body).
+    pub fn grpc_code(&self) -> tonic::Code {
         match self {
-            IngestError::BadRequest(m) | IngestError::UnsupportedMediaType(m) => {
-                tonic::Status::invalid_argument(m)
+            IngestError::BadRequest(_) | IngestError::UnsupportedMediaType(_) => {
+                tonic::Code::InvalidArgument
             }
-            IngestError::TooLarge(m) => tonic::Status::resource_exhausted(m),
-            IngestError::Unavailable(m) => tonic::Status::unavailable(m),
+            IngestError::TooLarge(_) => tonic::Code::ResourceExhausted,
+            IngestError::Unavailable(_) => tonic::Code::Unavailable,
         }
+    }
+
+    pub fn grpc_status(&self) -> tonic::Status {
+        tonic::Status::new(self.grpc_code(), self.to_string())
+    }
+
+    pub fn http_status(&self) -> http::StatusCode {
+        match self {
+            IngestError::BadRequest(_) => http::StatusCode::BAD_REQUEST,
+            IngestError::TooLarge(_) => http::StatusCode::PAYLOAD_TOO_LARGE,
+            IngestError::UnsupportedMediaType(_) => http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            IngestError::Unavailable(_) => http::StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// An HTTP answer with this error's status and `body`; a retryable one says when to retry.
+    pub fn http_response(
+        &self,
+        body: impl axum::response::IntoResponse,
+    ) -> axum::response::Response {
+        let mut resp = (self.http_status(), body).into_response();
+        if matches!(self, IngestError::Unavailable(_)) {
+            resp.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from_static("1"),
+            );
+        }
+        resp
     }
 }
 

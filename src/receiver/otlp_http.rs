@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use prost::Message;
 
@@ -66,36 +66,14 @@ fn encode<T: Message + serde::Serialize>(encoding: Encoding, msg: &T) -> Vec<u8>
 }
 
 pub fn error_response(encoding: Encoding, err: &IngestError) -> Response {
-    let (status, code) = match err {
-        IngestError::BadRequest(_) => (StatusCode::BAD_REQUEST, tonic::Code::InvalidArgument),
-        IngestError::TooLarge(_) => (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            tonic::Code::ResourceExhausted,
-        ),
-        IngestError::UnsupportedMediaType(_) => (
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            tonic::Code::InvalidArgument,
-        ),
-        IngestError::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, tonic::Code::Unavailable),
-    };
     let body = encode(
         encoding,
         &RpcStatus {
-            code: code as i32,
+            code: err.grpc_code() as i32,
             message: err.to_string(),
         },
     );
-    let mut resp = (
-        status,
-        [(header::CONTENT_TYPE, encoding.content_type())],
-        body,
-    )
-        .into_response();
-    if status == StatusCode::SERVICE_UNAVAILABLE {
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    resp
+    err.http_response(([(header::CONTENT_TYPE, encoding.content_type())], body))
 }
 
 pub async fn handler<S: Signal>(
