@@ -37,6 +37,9 @@ pub enum Command {
     Serve(ServeArgs),
     /// Create or update the database schema, then exit (`serve` also does this at start).
     Migrate(StoreArgs),
+    /// Read the Redis stream as a member of a consumer group: print each event, acknowledge it, and take over
+    /// entries a dead consumer left unacknowledged.
+    Consume(crate::cli::consume::ConsumeArgs),
     /// Query a running hivewatch: events or sessions, as a table or JSON lines.
     Query(crate::cli::query::QueryArgs),
     /// For Claude Code hooks: read one hook payload on stdin and deliver it; always exits 0, prints nothing.
@@ -56,9 +59,13 @@ pub struct StoreArgs {
     /// Where hivewatch keeps its data (the SQLite database, unless --database-url says otherwise).
     #[arg(long, env = "HIVEWATCH_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Database URL: a `sqlite:` path; empty means SQLite in the data directory.
+    /// Database URL: `postgres://user:password@host:port/database` selects Postgres; a `sqlite:` path or
+    /// nothing means SQLite (in the data directory unless a path is given).
     #[arg(long, env = "HIVEWATCH_DATABASE_URL")]
     pub database_url: Option<String>,
+    /// Postgres connections per process (the committer uses one at a time; the rest serve queries).
+    #[arg(long, env = "HIVEWATCH_DATABASE_POOL_SIZE", default_value_t = 8)]
+    pub database_pool_size: u32,
     /// SQLite durability: `full` fsyncs every commit (survives power loss), `normal` survives a process crash.
     #[arg(long, env = "HIVEWATCH_SQLITE_SYNCHRONOUS", value_enum, default_value_t = SqliteSync::Full)]
     pub sqlite_synchronous: SqliteSync,
@@ -74,6 +81,7 @@ impl fmt::Debug for StoreArgs {
                 &self.database_url.as_ref().map(|_| "[REDACTED]"),
             )
             .field("sqlite_synchronous", &self.sqlite_synchronous)
+            .field("database_pool_size", &self.database_pool_size)
             .finish()
     }
 }
@@ -83,7 +91,7 @@ pub enum ConfigError {
     #[error("no data directory: pass --data-dir or set HIVEWATCH_DATA_DIR")]
     NoDataDir,
     #[error(
-        "unsupported database URL scheme {0:?}: use a sqlite: path (Postgres support is not built yet)"
+        "unsupported database URL scheme {0:?}: use postgres://user@host:port/database or a sqlite: path"
     )]
     UnsupportedDatabase(String),
     #[error("{0}")]
@@ -114,6 +122,11 @@ impl StoreArgs {
                     .or_else(|| url.strip_prefix("sqlite:"))
                 {
                     PathBuf::from(rest)
+                } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+                    return Ok(StoreConfig::Postgres {
+                        url: url.to_string(),
+                        pool_size: self.database_pool_size.max(2),
+                    });
                 } else {
                     let scheme = url.split(':').next().unwrap_or_default();
                     return Err(ConfigError::UnsupportedDatabase(scheme.to_string()));
@@ -149,6 +162,71 @@ pub struct ServeArgs {
     /// How long shutdown waits for in-flight requests before it gives up on them, in seconds.
     #[arg(long, env = "HIVEWATCH_SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
+    /// Redis URL (`redis://[:password@]host:port[/db]`): every committed event is also added to a Redis stream.
+    #[arg(long, env = "HIVEWATCH_REDIS_URL")]
+    pub redis_url: Option<Secret>,
+    /// Key of the Redis stream.
+    #[arg(
+        long,
+        env = "HIVEWATCH_REDIS_STREAM_KEY",
+        default_value = "hivewatch:events"
+    )]
+    pub redis_stream_key: String,
+    /// Approximate bound on the stream's length (`XADD … MAXLEN ~ n`).
+    #[arg(long, env = "HIVEWATCH_REDIS_STREAM_MAXLEN", default_value_t = 100_000)]
+    pub redis_stream_maxlen: u64,
+    /// Outbox rows that another hivewatch left unpublished for this long are published by this one, in seconds.
+    #[arg(long, env = "HIVEWATCH_OUTBOX_TAKEOVER_SECS", default_value_t = 30)]
+    pub outbox_takeover_secs: u64,
+    /// Delete events older than this (`90d`, `12h`, `30m`, `45s`); unset keeps everything.
+    #[arg(long, env = "HIVEWATCH_RETENTION", value_parser = parse_duration)]
+    pub retention: Option<Duration>,
+    /// How often the retention pass runs.
+    #[arg(long, env = "HIVEWATCH_RETENTION_INTERVAL", value_parser = parse_duration, default_value = "1h")]
+    pub retention_interval: Duration,
+}
+
+/// A setting that may hold a password (a URL, a token): never printed.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[REDACTED]")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
+}
+
+/// `90d`, `12h`, `30m`, `45s` or `500ms`.
+pub fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{s:?} has no unit: write it like 90d, 12h, 30m, 45s or 500ms"))?;
+    let (n, unit) = s.split_at(split);
+    let n: u64 = n
+        .parse()
+        .map_err(|_| format!("{s:?} does not start with a whole number"))?;
+    let secs = match unit {
+        "ms" => return Ok(Duration::from_millis(n)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => {
+            return Err(format!(
+                "unknown unit {unit:?} in {s:?}: use d, h, m, s or ms"
+            ));
+        }
+    };
+    Ok(Duration::from_secs(n.saturating_mul(secs)))
 }
 
 impl ServeArgs {
@@ -163,6 +241,21 @@ impl ServeArgs {
         if self.queue_capacity == 0 || self.max_batch_events == 0 {
             return Err(ConfigError::Invalid(
                 "--queue-capacity and --max-batch-events must be positive".into(),
+            ));
+        }
+        if let Some(Secret(url)) = &self.redis_url
+            && !(url.starts_with("redis://")
+                || url.starts_with("rediss://")
+                || url.starts_with("unix://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "--redis-url must start with redis://, rediss:// or unix:// (got {:?})",
+                url.split(':').next().unwrap_or_default()
+            )));
+        }
+        if self.retention.is_some_and(|r| r.is_zero()) || self.retention_interval.is_zero() {
+            return Err(ConfigError::Invalid(
+                "--retention and --retention-interval must be longer than zero".into(),
             ));
         }
         if self.grpc_addr == self.http_addr && self.grpc_addr.port() != 0 {
@@ -184,5 +277,19 @@ impl ServeArgs {
 
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    pub fn stream_config(&self) -> Option<crate::stream::StreamConfig> {
+        let url = self
+            .redis_url
+            .as_ref()
+            .map(|s| s.0.trim())
+            .filter(|u| !u.is_empty())?;
+        Some(crate::stream::StreamConfig {
+            url: url.to_string(),
+            key: self.redis_stream_key.clone(),
+            max_len: self.redis_stream_maxlen,
+            takeover_after: Duration::from_secs(self.outbox_takeover_secs),
+        })
     }
 }

@@ -122,7 +122,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
                         s(ses, "session_id"),
                         s(ses, "status"),
                         ses["event_count"],
-                        ses["tool_calls"],
+                        ses["tool_call_count"],
                         s(ses, "last_seen"),
                         s(ses, "source_app")
                     );

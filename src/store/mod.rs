@@ -3,10 +3,12 @@
 //!
 //! `Store` is the one handle the rest of the program holds; the back-end behind it is chosen by the database URL.
 
+mod postgres;
+mod schema_postgres;
 mod schema_sqlite;
 mod sqlite;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -15,8 +17,9 @@ use serde_json::Value;
 use uuid::Uuid;
 
 use crate::model::event::{is_tool_finish, is_tool_start};
-use crate::model::{AgentEvent, Status, StoredEvent};
+use crate::model::{AgentEvent, Severity, Source, SpanId, Status, StoredEvent, TraceId};
 
+pub use postgres::{PgStore, describe_url};
 pub use sqlite::SqliteStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +40,10 @@ pub enum StoreConfig {
         path: PathBuf,
         synchronous: SqliteSync,
     },
+    Postgres {
+        url: String,
+        pool_size: u32,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -50,6 +57,7 @@ pub enum SqliteSync {
 #[derive(Clone)]
 pub enum Store {
     Sqlite(SqliteStore),
+    Postgres(PgStore),
 }
 
 /// What one group commit did.
@@ -59,6 +67,26 @@ pub struct CommitOutcome {
     pub inserted: Vec<StoredEvent>,
     /// Events whose id was already stored (a retried delivery).
     pub duplicates: usize,
+    /// The outbox row written with the batch, when the commit was asked to write one.
+    pub outbox_seq: Option<i64>,
+}
+
+/// One group commit's events waiting for the Redis stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboxEntry {
+    pub seq: i64,
+    /// The process that committed the batch.
+    pub owner: String,
+    /// Row ids of the events, in commit order.
+    pub event_ids: Vec<i64>,
+}
+
+/// What one retention pass deleted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Retained {
+    pub events: u64,
+    pub transcripts: u64,
+    pub sessions: u64,
 }
 
 impl Store {
@@ -71,32 +99,56 @@ impl Store {
                     .map_err(|e| StoreError::Internal(e.to_string()))??;
                 Ok(Store::Sqlite(store))
             }
+            StoreConfig::Postgres { url, pool_size } => {
+                Ok(Store::Postgres(PgStore::open(url, *pool_size).await?))
+            }
         }
     }
 
     /// Stores a batch in one transaction: new events inserted, known ids skipped, tool calls paired,
-    /// sessions updated.
-    pub async fn commit(&self, events: Vec<AgentEvent>) -> Result<CommitOutcome, StoreError> {
+    /// sessions updated, and (with `outbox_owner`) an outbox row naming the new events.
+    pub async fn commit(
+        &self,
+        events: Vec<AgentEvent>,
+        outbox_owner: Option<&str>,
+    ) -> Result<CommitOutcome, StoreError> {
         match self {
-            Store::Sqlite(s) => s.clone().blocking(move |s| s.commit(events)).await,
+            Store::Sqlite(s) => {
+                let owner = outbox_owner.map(str::to_string);
+                s.clone()
+                    .blocking(move |s| s.commit(events, owner.as_deref()))
+                    .await
+            }
+            Store::Postgres(p) => p.commit(events, outbox_owner).await,
         }
     }
 
     pub async fn events(&self, query: EventQuery) -> Result<EventPage, StoreError> {
         match self {
             Store::Sqlite(s) => s.clone().blocking(move |s| s.events(&query)).await,
+            Store::Postgres(p) => p.events(&query).await,
+        }
+    }
+
+    /// Events by row id, in the order given; ids no longer stored are left out.
+    pub async fn events_by_id(&self, ids: Vec<i64>) -> Result<Vec<StoredEvent>, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.clone().blocking(move |s| s.events_by_id(&ids)).await,
+            Store::Postgres(p) => p.events_by_id(&ids).await,
         }
     }
 
     pub async fn sessions(&self, query: SessionQuery) -> Result<Vec<SessionSummary>, StoreError> {
         match self {
             Store::Sqlite(s) => s.clone().blocking(move |s| s.sessions(&query)).await,
+            Store::Postgres(p) => p.sessions(&query).await,
         }
     }
 
     pub async fn session(&self, id: Uuid) -> Result<Option<SessionSummary>, StoreError> {
         match self {
             Store::Sqlite(s) => s.clone().blocking(move |s| s.session(id)).await,
+            Store::Postgres(p) => p.session(id).await,
         }
     }
 
@@ -109,6 +161,7 @@ impl Store {
                     .blocking(move |s| s.add_transcript(&entries))
                     .await
             }
+            Store::Postgres(p) => p.add_transcript(&entries).await,
         }
     }
 
@@ -123,18 +176,71 @@ impl Store {
                     .blocking(move |s| s.transcript(session, agent_id.as_deref()))
                     .await
             }
+            Store::Postgres(p) => p.transcript(session, agent_id.as_deref()).await,
+        }
+    }
+
+    /// Outbox rows to publish, oldest first: `owner`'s own, and any left behind longer than `orphaned_after`
+    /// by a process that is gone.
+    pub async fn outbox_pending(
+        &self,
+        owner: &str,
+        orphaned_after: std::time::Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        match self {
+            Store::Sqlite(s) => {
+                let owner = owner.to_string();
+                s.clone()
+                    .blocking(move |s| s.outbox_pending(&owner, orphaned_after, limit))
+                    .await
+            }
+            Store::Postgres(p) => p.outbox_pending(owner, orphaned_after, limit).await,
+        }
+    }
+
+    /// Forgets outbox rows once their events are on the stream.
+    pub async fn outbox_delete(&self, seqs: Vec<i64>) -> Result<(), StoreError> {
+        if seqs.is_empty() {
+            return Ok(());
+        }
+        match self {
+            Store::Sqlite(s) => s.clone().blocking(move |s| s.outbox_delete(&seqs)).await,
+            Store::Postgres(p) => p.outbox_delete(&seqs).await,
+        }
+    }
+
+    /// Committed events not yet on the stream, over every owner.
+    pub async fn outbox_backlog(&self) -> Result<i64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.clone().blocking(|s| s.outbox_backlog()).await,
+            Store::Postgres(p) => p.outbox_backlog().await,
+        }
+    }
+
+    /// Deletes events (and transcripts, tool-call halves, sessions and outbox rows) older than `cutoff`.
+    pub async fn delete_older_than(&self, cutoff: DateTime<Utc>) -> Result<Retained, StoreError> {
+        match self {
+            Store::Sqlite(s) => {
+                s.clone()
+                    .blocking(move |s| s.delete_older_than(cutoff))
+                    .await
+            }
+            Store::Postgres(p) => p.delete_older_than(cutoff).await,
         }
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.clone().blocking(|s| s.ping()).await,
+            Store::Postgres(p) => p.ping().await,
         }
     }
 
     pub fn describe(&self) -> String {
         match self {
             Store::Sqlite(s) => format!("sqlite:{}", s.path().display()),
+            Store::Postgres(p) => format!("postgres://{}", p.target()),
         }
     }
 }
@@ -174,6 +280,141 @@ pub const MAX_LIMIT: u32 = 1000;
 pub struct EventPage {
     pub events: Vec<StoredEvent>,
     pub next_cursor: Option<String>,
+}
+
+impl EventPage {
+    /// A page from up to `limit + 1` rows in query order: the extra row only says that there is more.
+    fn from_rows(
+        rows: impl Iterator<Item = RawEvent>,
+        limit: usize,
+    ) -> Result<EventPage, StoreError> {
+        let mut events = Vec::with_capacity(limit);
+        let mut more = false;
+        for raw in rows {
+            if events.len() == limit {
+                more = true;
+                break;
+            }
+            events.push(raw.into_event()?);
+        }
+        let next_cursor = more
+            .then(|| events.last())
+            .flatten()
+            .map(|l: &StoredEvent| {
+                Cursor {
+                    created_at: micros(l.event.created_at),
+                    id: l.id,
+                }
+                .encode()
+            });
+        Ok(EventPage {
+            events,
+            next_cursor,
+        })
+    }
+}
+
+/// A stored event row as either back-end reads it, before its text columns are parsed back into the model.
+struct RawEvent {
+    id: i64,
+    event_id: Uuid,
+    event_type: String,
+    source: String,
+    session_id: Uuid,
+    agent_id: String,
+    source_app: String,
+    prompt_id: Option<String>,
+    tool_name: Option<String>,
+    tool_use_id: Option<String>,
+    trace_id: String,
+    span_id: Option<String>,
+    parent_span_id: Option<String>,
+    status: String,
+    severity: String,
+    latency_ms: Option<i64>,
+    created_at: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+    payload: Value,
+}
+
+fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Internal(format!("stored {what} {value:?} does not parse"))
+}
+
+impl RawEvent {
+    fn into_event(self) -> Result<StoredEvent, StoreError> {
+        let span = |s: Option<String>, field| {
+            s.map(|h| SpanId::parse_hex(field, &h).map_err(|_| corrupt(field, &h)))
+                .transpose()
+        };
+        Ok(StoredEvent {
+            id: self.id,
+            event: AgentEvent {
+                event_id: self.event_id,
+                source: Source::parse(&self.source)
+                    .ok_or_else(|| corrupt("source", &self.source))?,
+                session_id: self.session_id,
+                trace_id: TraceId::parse_hex("trace_id", &self.trace_id)
+                    .map_err(|_| corrupt("trace_id", &self.trace_id))?,
+                span_id: span(self.span_id, "span_id")?,
+                parent_span_id: span(self.parent_span_id, "parent_span_id")?,
+                status: Status::parse(&self.status)
+                    .ok_or_else(|| corrupt("status", &self.status))?,
+                severity: Severity::parse(&self.severity)
+                    .ok_or_else(|| corrupt("severity", &self.severity))?,
+                payload: self.payload,
+                event_type: self.event_type,
+                agent_id: self.agent_id,
+                source_app: self.source_app,
+                prompt_id: self.prompt_id,
+                tool_name: self.tool_name,
+                tool_use_id: self.tool_use_id,
+                latency_ms: self.latency_ms,
+                created_at: self.created_at,
+                received_at: self.received_at,
+            },
+        })
+    }
+}
+
+/// The hook tool-call halves of a batch, one entry per `(session_id, tool_use_id)` in key order (the order in
+/// which the rows are locked).
+#[derive(Debug, Default)]
+struct ToolHalves {
+    calls: BTreeMap<(Uuid, String), ToolHalf>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct ToolHalf {
+    pre_at: Option<DateTime<Utc>>,
+    /// The finishing event's row id and time.
+    post: Option<(i64, DateTime<Utc>)>,
+}
+
+impl ToolHalves {
+    /// From newly stored events with their row ids; a later half of the same kind replaces an earlier one.
+    fn collect<'a>(inserted: impl IntoIterator<Item = (i64, &'a AgentEvent)>) -> ToolHalves {
+        let mut out = ToolHalves::default();
+        for (id, ev) in inserted {
+            let (start, finish) = (
+                is_tool_start(&ev.event_type),
+                is_tool_finish(&ev.event_type),
+            );
+            let Some(tool_use_id) = ev.tool_use_id.as_ref().filter(|_| start || finish) else {
+                continue;
+            };
+            let half = out
+                .calls
+                .entry((ev.session_id, tool_use_id.clone()))
+                .or_default();
+            if start {
+                half.pre_at = Some(ev.created_at);
+            } else {
+                half.post = Some((id, ev.created_at));
+            }
+        }
+        out
+    }
 }
 
 /// Position after the last event of a page: `(created_at µs, id)`, written as `"{µs}_{id}"`.
@@ -218,6 +459,8 @@ pub struct SessionSummary {
     /// `active` until a SessionEnd, then `ended` (a later SessionStart makes it `active` again).
     pub status: String,
     pub event_count: i64,
+    /// Finished tool calls (named `tool_call_count` so that it never clashes with a timeline's `tool_calls`).
+    #[serde(rename = "tool_call_count")]
     pub tool_calls: i64,
     pub tool_failures: i64,
     pub error_count: i64,

@@ -72,3 +72,12 @@ diesel::table! {
         post_at -> Nullable<BigInt>,
     }
 }
+
+diesel::table! {
+    event_outbox (seq) {
+        seq -> BigInt,
+        owner -> Text,
+        event_ids -> Text,
+        created_at -> BigInt,
+    }
+}

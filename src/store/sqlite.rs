@@ -17,11 +17,12 @@ use uuid::Uuid;
 
 use super::schema_sqlite::{agent_events, sessions};
 use super::{
-    CommitOutcome, Cursor, DEFAULT_LIMIT, EventPage, EventQuery, MAX_LIMIT, Order, SessionQuery,
-    SessionSummary, SqliteSync, StoreError, TranscriptEntry, from_micros, micros, session_deltas,
+    CommitOutcome, Cursor, DEFAULT_LIMIT, EventPage, EventQuery, MAX_LIMIT, Order, OutboxEntry,
+    RawEvent, Retained, SessionQuery, SessionSummary, SqliteSync, StoreError, TranscriptEntry,
+    corrupt, from_micros, micros, session_deltas,
 };
 use crate::model::event::{is_tool_finish, is_tool_start};
-use crate::model::{AgentEvent, Severity, Source, SpanId, Status, StoredEvent, TraceId};
+use crate::model::{AgentEvent, SpanId, StoredEvent};
 
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const READERS: u32 = 4;
@@ -94,7 +95,11 @@ impl SqliteStore {
             .map_err(|e| StoreError::Internal(e.to_string()))?
     }
 
-    pub fn commit(&self, events: Vec<AgentEvent>) -> Result<CommitOutcome, StoreError> {
+    pub fn commit(
+        &self,
+        events: Vec<AgentEvent>,
+        outbox_owner: Option<&str>,
+    ) -> Result<CommitOutcome, StoreError> {
         // A panic while holding the lock leaves the connection usable: SQLite rolls back the open transaction.
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let received_at = chrono::Utc::now();
@@ -127,6 +132,20 @@ impl SqliteStore {
             }
             pair_tools(conn, &mut out.inserted)?;
             upsert_sessions(conn, &session_deltas(out.inserted.iter().map(|s| &s.event)))?;
+            if let Some(owner) = outbox_owner {
+                use super::schema_sqlite::event_outbox::dsl as o;
+                let ids: Vec<i64> = out.inserted.iter().map(|s| s.id).collect();
+                out.outbox_seq = Some(
+                    diesel::insert_into(o::event_outbox)
+                        .values((
+                            o::owner.eq(owner),
+                            o::event_ids.eq(serde_json::to_string(&ids).unwrap_or_default()),
+                            o::created_at.eq(received_us),
+                        ))
+                        .returning(o::seq)
+                        .get_result(conn)?,
+                );
+            }
             Ok(out)
         })
         .map_err(unavailable)
@@ -187,27 +206,121 @@ impl SqliteStore {
             .limit(limit + 1)
             .load(&mut conn)
             .map_err(unavailable)?;
-        let more = rows.len() as i64 > limit;
-        let events = rows
+        let rows = rows
             .into_iter()
-            .take(limit as usize)
-            .map(EventRow::into_event)
+            .map(EventRow::into_raw)
             .collect::<Result<Vec<_>, _>>()?;
-        let next_cursor = if more {
-            events.last().map(|l| {
-                Cursor {
-                    created_at: micros(l.event.created_at),
-                    id: l.id,
-                }
-                .encode()
+        EventPage::from_rows(rows.into_iter(), limit as usize)
+    }
+
+    pub fn events_by_id(&self, ids: &[i64]) -> Result<Vec<StoredEvent>, StoreError> {
+        use agent_events::dsl as e;
+        let mut conn = self.reader()?;
+        let mut by_id: HashMap<i64, EventRow> = HashMap::new();
+        for chunk in ids.chunks(INSERT_CHUNK) {
+            let rows: Vec<EventRow> = e::agent_events
+                .filter(e::id.eq_any(chunk))
+                .select(EventRow::as_select())
+                .load(&mut conn)
+                .map_err(unavailable)?;
+            by_id.extend(rows.into_iter().map(|r| (r.id, r)));
+        }
+        ids.iter()
+            .filter_map(|id| by_id.remove(id))
+            .map(|r| r.into_raw()?.into_event())
+            .collect()
+    }
+
+    pub fn outbox_pending(
+        &self,
+        owner: &str,
+        orphaned_after: std::time::Duration,
+        limit: i64,
+    ) -> Result<Vec<OutboxEntry>, StoreError> {
+        use super::schema_sqlite::event_outbox::dsl as o;
+        let cutoff = micros(chrono::Utc::now()) - orphaned_after.as_micros() as i64;
+        let mut conn = self.reader()?;
+        let rows: Vec<(i64, String, String)> = o::event_outbox
+            .filter(o::owner.eq(owner).or(o::created_at.lt(cutoff)))
+            .select((o::seq, o::owner, o::event_ids))
+            .order(o::seq.asc())
+            .limit(limit)
+            .load(&mut conn)
+            .map_err(unavailable)?;
+        rows.into_iter()
+            .map(|(seq, owner, ids)| {
+                Ok(OutboxEntry {
+                    seq,
+                    owner,
+                    event_ids: serde_json::from_str(&ids)
+                        .map_err(|_| corrupt("event_ids", &ids))?,
+                })
             })
-        } else {
-            None
+            .collect()
+    }
+
+    pub fn outbox_delete(&self, seqs: &[i64]) -> Result<(), StoreError> {
+        use super::schema_sqlite::event_outbox::dsl as o;
+        let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+        for chunk in seqs.chunks(INSERT_CHUNK) {
+            diesel::delete(o::event_outbox.filter(o::seq.eq_any(chunk)))
+                .execute(&mut *conn)
+                .map_err(unavailable)?;
+        }
+        Ok(())
+    }
+
+    pub fn outbox_backlog(&self) -> Result<i64, StoreError> {
+        use super::schema_sqlite::event_outbox::dsl as o;
+        let mut conn = self.reader()?;
+        let lists: Vec<String> = o::event_outbox
+            .select(o::event_ids)
+            .load(&mut conn)
+            .map_err(unavailable)?;
+        // `[1,2,3]`: one comma fewer than ids, none for `[]`.
+        Ok(lists
+            .iter()
+            .map(|l| {
+                if l.len() > 2 {
+                    l.matches(',').count() as i64 + 1
+                } else {
+                    0
+                }
+            })
+            .sum())
+    }
+
+    /// Deletes what is older than `cutoff`, a chunk per transaction so that writers are never held up for long.
+    pub fn delete_older_than(
+        &self,
+        cutoff: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Retained, StoreError> {
+        const CHUNK: u64 = 5_000;
+        let cutoff = micros(cutoff);
+        let mut out = Retained::default();
+        let run = |sql: &str| -> Result<u64, StoreError> {
+            let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+            diesel::sql_query(sql)
+                .bind::<BigInt, _>(cutoff)
+                .execute(&mut *conn)
+                .map(|n| n as u64)
+                .map_err(unavailable)
         };
-        Ok(EventPage {
-            events,
-            next_cursor,
-        })
+        loop {
+            let n = run(&format!(
+                "DELETE FROM agent_events WHERE id IN \
+                   (SELECT id FROM agent_events WHERE created_at < ? LIMIT {CHUNK})"
+            ))?;
+            out.events += n;
+            if n < CHUNK {
+                break;
+            }
+        }
+        run("DELETE FROM tool_calls WHERE coalesce(post_at, pre_at) < ?")?;
+        out.transcripts = run("DELETE FROM chat_transcripts WHERE created_at < ?")?;
+        out.sessions = run("DELETE FROM sessions WHERE last_seen < ?")?;
+        run("DELETE FROM event_outbox WHERE created_at < ?")?;
+        Ok(out)
     }
 
     pub fn sessions(&self, q: &SessionQuery) -> Result<Vec<SessionSummary>, StoreError> {
@@ -588,49 +701,34 @@ struct EventRow {
     payload: String,
 }
 
-fn corrupt(what: &str, value: &str) -> StoreError {
-    StoreError::Internal(format!("stored {what} {value:?} does not parse"))
-}
-
 impl EventRow {
-    fn into_event(self) -> Result<StoredEvent, StoreError> {
-        let span = |s: Option<String>, field| {
-            s.map(|h| SpanId::parse_hex(field, &h).map_err(|_| corrupt(field, &h)))
-                .transpose()
-        };
-        Ok(StoredEvent {
+    fn into_raw(self) -> Result<RawEvent, StoreError> {
+        Ok(RawEvent {
             id: self.id,
-            event: AgentEvent {
-                event_id: self
-                    .event_id
-                    .parse()
-                    .map_err(|_| corrupt("event_id", &self.event_id))?,
-                source: Source::parse(&self.source)
-                    .ok_or_else(|| corrupt("source", &self.source))?,
-                session_id: self
-                    .session_id
-                    .parse()
-                    .map_err(|_| corrupt("session_id", &self.session_id))?,
-                trace_id: TraceId::parse_hex("trace_id", &self.trace_id)
-                    .map_err(|_| corrupt("trace_id", &self.trace_id))?,
-                span_id: span(self.span_id, "span_id")?,
-                parent_span_id: span(self.parent_span_id, "parent_span_id")?,
-                status: Status::parse(&self.status)
-                    .ok_or_else(|| corrupt("status", &self.status))?,
-                severity: Severity::parse(&self.severity)
-                    .ok_or_else(|| corrupt("severity", &self.severity))?,
-                payload: serde_json::from_str(&self.payload)
-                    .map_err(|_| corrupt("payload", "…"))?,
-                event_type: self.event_type,
-                agent_id: self.agent_id,
-                source_app: self.source_app,
-                prompt_id: self.prompt_id,
-                tool_name: self.tool_name,
-                tool_use_id: self.tool_use_id,
-                latency_ms: self.latency_ms,
-                created_at: from_micros(self.created_at),
-                received_at: from_micros(self.received_at),
-            },
+            event_id: self
+                .event_id
+                .parse()
+                .map_err(|_| corrupt("event_id", &self.event_id))?,
+            session_id: self
+                .session_id
+                .parse()
+                .map_err(|_| corrupt("session_id", &self.session_id))?,
+            payload: serde_json::from_str(&self.payload).map_err(|_| corrupt("payload", "…"))?,
+            event_type: self.event_type,
+            source: self.source,
+            agent_id: self.agent_id,
+            source_app: self.source_app,
+            prompt_id: self.prompt_id,
+            tool_name: self.tool_name,
+            tool_use_id: self.tool_use_id,
+            trace_id: self.trace_id,
+            span_id: self.span_id,
+            parent_span_id: self.parent_span_id,
+            status: self.status,
+            severity: self.severity,
+            latency_ms: self.latency_ms,
+            created_at: from_micros(self.created_at),
+            received_at: from_micros(self.received_at),
         })
     }
 }
