@@ -38,6 +38,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let store = Store::open(&args.store.store_config()?)
         .await
         .context("cannot open the store")?;
+    let stream = args.stream_config();
     let listeners = Listeners::bind(args.grpc_addr, args.http_addr).await?;
     let (grpc, http) = (listeners.grpc.local_addr()?, listeners.http.local_addr()?);
     // Printed on stdout for people and scripts alike (a port of 0 is resolved here).
@@ -46,6 +47,10 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     writeln!(out, "  OTLP gRPC  grpc://{grpc}")?;
     writeln!(out, "  OTLP HTTP  http://{http}  (hook endpoint, API)")?;
     writeln!(out, "  store      {}", store.describe())?;
+    if let Some(s) = &stream {
+        let url = crate::stream::describe_redis_url(&s.url);
+        writeln!(out, "  stream     redis://{url}  key {}", s.key)?;
+    }
     out.flush()?;
     drop(out);
     serve(args, store, listeners, shutdown_signal()).await
@@ -58,7 +63,19 @@ pub async fn serve(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (pipeline, committer) = Pipeline::start(store.clone(), args.pipeline_config());
+    let mut pipeline_config = args.pipeline_config();
+    let (stream_status, publisher) = match args.stream_config() {
+        Some(config) => {
+            let (feed, status, task) = crate::stream::start(store.clone(), config);
+            pipeline_config.feed = Some(feed);
+            (Some(status), Some(task))
+        }
+        None => (None, None),
+    };
+    let (pipeline, committer) = Pipeline::start(store.clone(), pipeline_config);
+    let retention = args
+        .retention
+        .map(|age| tokio::spawn(run_retention(store.clone(), age, args.retention_interval)));
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -76,6 +93,7 @@ pub async fn serve(
     let state = AppState {
         pipeline,
         store,
+        stream: stream_status,
         max_body_bytes: args.max_body_bytes,
     };
     let http = tokio::spawn(
@@ -106,8 +124,45 @@ pub async fn serve(
         .await
         .context("the pipeline did not drain in time")?
         .context("pipeline task")?;
+    if let Some(task) = retention {
+        task.abort();
+    }
+    // With the committer gone the publisher sends what it was handed, then ends; the rest stays in the outbox.
+    if let Some(task) = publisher
+        && tokio::time::timeout(deadline, task).await.is_err()
+    {
+        tracing::warn!(
+            "the Redis stream publisher did not finish in time; the outbox keeps the rest"
+        );
+    }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Deletes what is older than `age`, at start and then every `every`.
+async fn run_retention(store: Store, age: std::time::Duration, every: std::time::Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let cutoff =
+            chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+        match store.delete_older_than(cutoff).await {
+            Ok(d) if d == Default::default() => {
+                tracing::debug!("retention: nothing older than {cutoff}")
+            }
+            Ok(d) => tracing::info!(
+                events = d.events,
+                transcripts = d.transcripts,
+                sessions = d.sessions,
+                %cutoff,
+                "retention: deleted what is older than the cutoff"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "retention pass failed; trying again at the next one")
+            }
+        }
+    }
 }
 
 async fn shutdown_signal() {

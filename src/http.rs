@@ -17,6 +17,8 @@ pub struct AppState {
     pub store: Store,
     /// Largest request body accepted, after decompression.
     pub max_body_bytes: usize,
+    /// The Redis stream publisher's state, when a stream is configured.
+    pub stream: Option<std::sync::Arc<crate::stream::StreamStatus>>,
 }
 
 pub fn router(state: AppState) -> Router {

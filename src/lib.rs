@@ -5,9 +5,9 @@
 //!  OTLP gRPC ─┼─> receiver ──> normalize (model, pure) ──> redact ──> pipeline (group commit)
 //!  OTLP HTTP ─┘                                                          │
 //!                                                                        ▼
-//!                                                      store (SQLite; the system of record)
+//!                                          store (SQLite or Postgres; the system of record) + outbox row
 //!                                                                        │
-//!                                                         query API (events, sessions, timeline)
+//!                                  query API (events, sessions, timeline)   Redis stream (from the outbox)
 //! ```
 //!
 //! An ingest request is answered only after its events are committed: `pipeline` batches the events of many
@@ -23,3 +23,4 @@ pub mod model;
 pub mod pipeline;
 pub mod receiver;
 pub mod store;
+pub mod stream;

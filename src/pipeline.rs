@@ -6,17 +6,19 @@
 //! `Overloaded` after a short wait, which the receivers turn into 503 / `UNAVAILABLE`, retryable by any OTLP
 //! exporter.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::model::AgentEvent;
+use crate::model::redact::redact_json;
+use crate::model::{AgentEvent, StoredEvent};
+use crate::store::{Store, StoreError};
 
 /// Longest a commit waits for the rest of a concurrent wave of requests (only when the last batch was large).
 const LINGER: Duration = Duration::from_millis(1);
-use crate::model::redact::redact_json;
-use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
@@ -26,6 +28,27 @@ pub struct PipelineConfig {
     pub max_batch_events: usize,
     /// How long a request waits for room in a full queue before it is refused.
     pub enqueue_timeout: Duration,
+    /// Where committed batches go next (the Redis stream publisher), when anything is configured.
+    pub feed: Option<CommitFeed>,
+}
+
+/// One committed batch, as the sinks downstream of the store see it.
+#[derive(Debug, Clone)]
+pub struct Committed {
+    /// The outbox row that names these events until they are published.
+    pub outbox_seq: Option<i64>,
+    /// Newly stored events, in commit order.
+    pub events: Arc<[StoredEvent]>,
+}
+
+/// The committer's side of the outbox: commits write an outbox row owned by `owner` and hand the batch to the
+/// publisher. The hand-over never waits: when the publisher is behind and its queue is full, the batch is left
+/// in the outbox and `overflowed` tells the publisher to read it from there.
+#[derive(Debug, Clone)]
+pub struct CommitFeed {
+    pub owner: String,
+    pub tx: mpsc::Sender<Committed>,
+    pub overflowed: Arc<AtomicBool>,
 }
 
 impl Default for PipelineConfig {
@@ -34,6 +57,7 @@ impl Default for PipelineConfig {
             queue_capacity: 4096,
             max_batch_events: 10_000,
             enqueue_timeout: Duration::from_millis(500),
+            feed: None,
         }
     }
 }
@@ -69,7 +93,12 @@ impl Pipeline {
     /// Starts the committer. It ends once every `Pipeline` clone is dropped and the queue is drained.
     pub fn start(store: Store, config: PipelineConfig) -> (Pipeline, JoinHandle<()>) {
         let (tx, rx) = mpsc::channel(config.queue_capacity.max(1));
-        let task = tokio::spawn(run_committer(rx, store, config.max_batch_events.max(1)));
+        let task = tokio::spawn(run_committer(
+            rx,
+            store,
+            config.max_batch_events.max(1),
+            config.feed,
+        ));
         (
             Pipeline {
                 tx,
@@ -115,7 +144,13 @@ impl Batch {
     }
 }
 
-async fn run_committer(mut rx: mpsc::Receiver<Submission>, store: Store, max_batch_events: usize) {
+async fn run_committer(
+    mut rx: mpsc::Receiver<Submission>,
+    store: Store,
+    max_batch_events: usize,
+    feed: Option<CommitFeed>,
+) {
+    let owner = feed.as_ref().map(|f| f.owner.clone());
     let mut last_requests = 0;
     // An outage fails every commit: it is logged when it starts and when it ends, not once per batch.
     let mut failing = false;
@@ -143,7 +178,7 @@ async fn run_committer(mut rx: mpsc::Receiver<Submission>, store: Store, max_bat
         last_requests = batch.acks.len();
         let (size, requests) = (batch.events.len(), batch.acks.len());
         let started = std::time::Instant::now();
-        let result = store.commit(batch.events).await;
+        let result = store.commit(batch.events, owner.as_deref()).await;
         let commit_us = started.elapsed().as_micros() as u64;
         match &result {
             Ok(outcome) => {
@@ -172,6 +207,17 @@ async fn run_committer(mut rx: mpsc::Receiver<Submission>, store: Store, max_bat
             };
             // The request may have gone away (client hung up); its events are committed all the same.
             let _ = ack.send(answer);
+        }
+        if let (Ok(outcome), Some(feed)) = (result, &feed)
+            && !outcome.inserted.is_empty()
+        {
+            let committed = Committed {
+                outbox_seq: outcome.outbox_seq,
+                events: outcome.inserted.into(),
+            };
+            if feed.tx.try_send(committed).is_err() {
+                feed.overflowed.store(true, Ordering::Release);
+            }
         }
     }
 }

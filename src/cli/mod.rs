@@ -1,5 +1,6 @@
 //! Subcommands other than `serve`.
 
+pub mod consume;
 pub mod install_hooks;
 pub mod query;
 

@@ -1,6 +1,8 @@
 //! Test harness: the real `hivewatch` binary on free ports with its own data directory, and a real HTTP client.
 #![allow(dead_code)]
 
+pub mod services;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
