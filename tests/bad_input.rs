@@ -6,9 +6,7 @@ mod common;
 use std::io::Write;
 use std::time::Duration;
 
-use common::{Server, client};
-use diesel::Connection;
-use diesel::connection::SimpleConnection;
+use common::{Server, StoreLock, client};
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
@@ -412,14 +410,6 @@ async fn oversize_bodies_get_413_whether_declared_chunked_or_compressed() {
     assert_no_panic(&server);
 }
 
-/// Holds SQLite's write lock from outside, as another process or a stuck disk would.
-fn lock_database(server: &Server) -> diesel::SqliteConnection {
-    let path = server.data_dir.join("hivewatch.db");
-    let mut conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
-    conn.batch_execute("BEGIN EXCLUSIVE").unwrap();
-    conn
-}
-
 fn stop_event(session: &str) -> Value {
     json!({"session_id": session, "hook_event_name": "Stop"})
 }
@@ -428,7 +418,7 @@ fn stop_event(session: &str) -> Value {
 async fn store_unavailable_answers_503_then_recovers() {
     let server = Server::start();
     let session = Uuid::new_v4().to_string();
-    let mut lock = lock_database(&server);
+    let lock = StoreLock::hold(&server).await;
 
     let resp = client()
         .post(server.url("/api/v1/observability/event"))
@@ -449,8 +439,7 @@ async fn store_unavailable_answers_503_then_recovers() {
         .expect_err("store locked");
     assert_eq!(err.code(), tonic::Code::Unavailable);
 
-    lock.batch_execute("ROLLBACK").unwrap();
-    drop(lock);
+    lock.release().await;
     // The client's retry now succeeds, with nothing lost and nothing doubled.
     let (status, _) = server
         .post_json("/api/v1/observability/event", &stop_event(&session))
@@ -472,7 +461,7 @@ async fn store_unavailable_answers_503_then_recovers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_full_queue_answers_503_and_queued_requests_still_commit() {
     let server = Server::start_with(&["--queue-capacity", "1"]);
-    let lock = lock_database(&server);
+    let lock = StoreLock::hold(&server).await;
     let send = |session: String| {
         let url = server.url("/api/v1/observability/event");
         tokio::spawn(async move {
@@ -500,7 +489,7 @@ async fn a_full_queue_answers_503_and_queued_requests_still_commit() {
     assert_eq!(resp.headers()["retry-after"], "1");
     assert!(resp.text().await.unwrap().contains("ingest queue is full"));
 
-    drop(lock);
+    lock.release().await;
     assert_eq!(first.await.unwrap(), 200);
     assert_eq!(second.await.unwrap(), 200);
     let sessions = server.get("/api/v1/observability/sessions").await;

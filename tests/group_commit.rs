@@ -4,18 +4,14 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Server, client};
-use diesel::Connection;
-use diesel::connection::SimpleConnection;
+use common::{Server, StoreLock, client};
 use serde_json::json;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn requests_queued_behind_a_commit_share_the_next_one() {
     let server = Server::start_with_env(&[], &[("HIVEWATCH_LOG", "hivewatch::pipeline=debug")]);
     // Hold the write lock so that the first request's commit waits and the others queue behind it.
-    let path = server.data_dir.join("hivewatch.db");
-    let mut lock = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
-    lock.batch_execute("BEGIN EXCLUSIVE").unwrap();
+    let lock = StoreLock::hold(&server).await;
 
     let senders: Vec<_> = (0..20)
         .map(|i| {
@@ -39,8 +35,7 @@ async fn requests_queued_behind_a_commit_share_the_next_one() {
         senders.iter().all(|s| !s.is_finished()),
         "an answer came before its commit"
     );
-    lock.batch_execute("ROLLBACK").unwrap();
-    drop(lock);
+    lock.release().await;
     for s in senders {
         assert_eq!(s.await.unwrap(), 200);
     }

@@ -365,6 +365,7 @@ impl FixedServer {
             .arg("--data-dir")
             .arg(dir)
             .args(["--grpc-addr", "127.0.0.1:0", "--http-addr", addr])
+            .args(common::store_backend_args(dir, &[]))
             .env_remove("HIVEWATCH_DATABASE_URL")
             .stdout(Stdio::null())
             .stderr(log)

@@ -16,8 +16,9 @@ use diesel::{
     BoolExpressionMethods, ExpressionMethods, OptionalExtension, QueryDsl, QueryableByName,
     SelectableHelper,
 };
-use diesel_async::pooled_connection::AsyncDieselConnectionManager;
+use diesel_async::SimpleAsyncConnection;
 use diesel_async::pooled_connection::bb8::{Pool, PooledConnection};
+use diesel_async::pooled_connection::{AsyncDieselConnectionManager, ManagerConfig};
 use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 use serde_json::Value;
@@ -71,12 +72,14 @@ impl PgStore {
             .map_err(unavailable)?;
         migrated?;
         drop(conn);
+        let mut setup = ManagerConfig::default();
+        setup.custom_setup = Box::new(|url| Box::pin(connect(url.to_string())));
         let pool = Pool::builder()
             .max_size(pool_size.max(2))
             .min_idle(Some(1))
             .connection_timeout(Duration::from_secs(5))
             .retry_connection(false)
-            .build(AsyncDieselConnectionManager::<AsyncPgConnection>::new(url))
+            .build(AsyncDieselConnectionManager::<AsyncPgConnection>::new_with_config(url, setup))
             .await
             .map_err(|e| unreachable(e.to_string()))?;
         Ok(PgStore { pool, target })
@@ -455,6 +458,16 @@ impl PgStore {
             .map(|_| ())
             .map_err(unavailable)
     }
+}
+
+/// A pool connection. A commit stuck behind a lock, or a statement that never ends, fails after a bound
+/// (the batch is answered 503, retryable) instead of stalling every ingest request behind it.
+async fn connect(url: String) -> diesel::ConnectionResult<AsyncPgConnection> {
+    let mut conn = AsyncPgConnection::establish(&url).await?;
+    conn.batch_execute("SET lock_timeout = '5s'; SET statement_timeout = '30s'")
+        .await
+        .map_err(diesel::ConnectionError::CouldntSetupConfiguration)?;
+    Ok(conn)
 }
 
 /// `host:port/database` of a Postgres URL, without user or password.

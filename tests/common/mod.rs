@@ -59,6 +59,13 @@ impl Server {
     }
 
     pub fn start_in_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        let backend = store_backend_args(dir, extra);
+        let extra: Vec<&str> = extra
+            .iter()
+            .copied()
+            .chain(backend.iter().map(String::as_str))
+            .collect();
+        let extra = extra.as_slice();
         let stderr = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -235,6 +242,81 @@ impl Drop for Server {
             let _ = c.wait();
         }
     }
+}
+
+/// The store the suite runs against: SQLite in the data directory by default; with `HIVEWATCH_TEST_STORE=postgres`
+/// (scripts/test.sh runs the store-facing tests a second time so), a fresh Postgres database per data directory,
+/// kept across restarts on the same directory. A test that names its own `--database-url` keeps it.
+pub fn store_backend_args(dir: &Path, extra: &[&str]) -> Vec<String> {
+    if extra.contains(&"--database-url") || !postgres_mode() {
+        return Vec::new();
+    }
+    let remembered = dir.join("test-database-url");
+    let url = match std::fs::read_to_string(&remembered) {
+        Ok(url) => url,
+        Err(_) => {
+            // Callers may be inside a runtime: create the database from a thread with its own.
+            let url = std::thread::spawn(|| {
+                tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .expect("runtime")
+                    .block_on(services::fresh_database())
+            })
+            .join()
+            .expect("create a test database");
+            std::fs::create_dir_all(dir).expect("data dir");
+            std::fs::write(&remembered, &url).expect("remember the database");
+            url
+        }
+    };
+    vec!["--database-url".into(), url]
+}
+
+/// Holds the store's write lock from outside, as another process, a migration or a stuck disk would: commits
+/// wait (and after the store's lock timeout fail with 503) until it is released.
+pub enum StoreLock {
+    Sqlite(diesel::SqliteConnection),
+    Postgres(diesel_async::AsyncPgConnection),
+}
+
+impl StoreLock {
+    pub async fn hold(server: &Server) -> StoreLock {
+        use diesel::Connection;
+        use diesel::connection::SimpleConnection;
+        use diesel_async::{AsyncConnection, SimpleAsyncConnection};
+        match std::fs::read_to_string(server.data_dir.join("test-database-url")) {
+            Ok(url) => {
+                let mut conn = diesel_async::AsyncPgConnection::establish(&url)
+                    .await
+                    .expect("connect to the test database");
+                conn.batch_execute("BEGIN; LOCK TABLE agent_events IN ACCESS EXCLUSIVE MODE")
+                    .await
+                    .expect("lock agent_events");
+                StoreLock::Postgres(conn)
+            }
+            Err(_) => {
+                let path = server.data_dir.join("hivewatch.db");
+                let mut conn = diesel::SqliteConnection::establish(path.to_str().unwrap()).unwrap();
+                conn.batch_execute("BEGIN EXCLUSIVE").unwrap();
+                StoreLock::Sqlite(conn)
+            }
+        }
+    }
+
+    pub async fn release(self) {
+        use diesel::connection::SimpleConnection;
+        use diesel_async::SimpleAsyncConnection;
+        match self {
+            StoreLock::Sqlite(mut c) => c.batch_execute("ROLLBACK").unwrap(),
+            StoreLock::Postgres(mut c) => c.batch_execute("ROLLBACK").await.unwrap(),
+        }
+    }
+}
+
+/// True when the suite runs against Postgres (`HIVEWATCH_TEST_STORE=postgres`).
+pub fn postgres_mode() -> bool {
+    std::env::var("HIVEWATCH_TEST_STORE").is_ok_and(|s| s == "postgres")
 }
 
 pub fn client() -> reqwest::Client {

@@ -57,6 +57,7 @@ pub async fn fresh_database() -> String {
             redact(&base)
         ),
     };
+    drop_stale_databases(&mut conn).await;
     let name = format!(
         "hw_test_{}_{}_{}",
         std::process::id(),
@@ -68,6 +69,39 @@ pub async fn fresh_database() -> String {
         .await
         .unwrap_or_else(|e| panic!("CREATE DATABASE {name} on {}: {e}", redact(&base)));
     with_database(&base, &name)
+}
+
+/// Drops the test databases of test processes that have ended (the pid is part of the name), once per process, so
+/// that runs against a long-lived PostgreSQL do not pile databases up.
+async fn drop_stale_databases(conn: &mut diesel_async::AsyncPgConnection) {
+    static DONE: std::sync::Once = std::sync::Once::new();
+    let mut first = false;
+    DONE.call_once(|| first = true);
+    if !first {
+        return;
+    }
+    #[derive(diesel::QueryableByName)]
+    struct Name {
+        #[diesel(sql_type = diesel::sql_types::Text)]
+        datname: String,
+    }
+    let names: Vec<Name> =
+        diesel::sql_query("SELECT datname FROM pg_database WHERE datname LIKE 'hw\\_test\\_%'")
+            .load(conn)
+            .await
+            .unwrap_or_default();
+    for Name { datname } in names {
+        let pid: Option<i32> = datname.split('_').nth(2).and_then(|p| p.parse().ok());
+        let alive = pid.is_some_and(|p| std::path::Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            // Best effort: another run may be dropping it too.
+            let _ = diesel::sql_query(format!(
+                "DROP DATABASE IF EXISTS \"{datname}\" WITH (FORCE)"
+            ))
+            .execute(conn)
+            .await;
+        }
+    }
 }
 
 /// Runs `sql`, which selects one non-null text column named `v`, on the PostgreSQL at `url`; returns the
