@@ -277,7 +277,7 @@ pub fn store_backend_args(dir: &Path, extra: &[&str]) -> Vec<String> {
 /// wait (and after the store's lock timeout fail with 503) until it is released.
 pub enum StoreLock {
     Sqlite(diesel::SqliteConnection),
-    Postgres(diesel_async::AsyncPgConnection),
+    Postgres(Box<diesel_async::AsyncPgConnection>),
 }
 
 impl StoreLock {
@@ -293,7 +293,7 @@ impl StoreLock {
                 conn.batch_execute("BEGIN; LOCK TABLE agent_events IN ACCESS EXCLUSIVE MODE")
                     .await
                     .expect("lock agent_events");
-                StoreLock::Postgres(conn)
+                StoreLock::Postgres(Box::new(conn))
             }
             Err(_) => {
                 let path = server.data_dir.join("hivewatch.db");
