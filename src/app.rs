@@ -90,10 +90,12 @@ pub async fn serve(
         args.max_body_bytes,
         stopped(),
     ));
+    let metrics = crate::metrics::Metrics::new(stream_status.clone())?;
     let state = AppState {
         pipeline,
         store,
         stream: stream_status,
+        metrics,
         max_body_bytes: args.max_body_bytes,
     };
     let http = tokio::spawn(

@@ -19,6 +19,7 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// The Redis stream publisher's state, when a stream is configured.
     pub stream: Option<std::sync::Arc<crate::stream::StreamStatus>>,
+    pub metrics: crate::metrics::Metrics,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -34,6 +35,8 @@ pub fn router(state: AppState) -> Router {
         .layer(RequestDecompressionLayer::new().gzip(true));
     Router::new()
         .merge(ingest)
+        .route("/metrics", get(metrics))
+        .route("/api/v1/observability/metrics", get(metrics))
         .route("/api/v1/observability/events", get(api::events))
         .route("/api/v1/observability/sessions", get(api::sessions))
         .route("/api/v1/observability/sessions/{id}", get(api::session))
@@ -74,4 +77,16 @@ pub async fn read_body(
         }
         IngestError::BadRequest(format!("could not read the request body: {e}"))
     })
+}
+
+async fn metrics(
+    axum::extract::State(state): axum::extract::State<AppState>,
+) -> impl axum::response::IntoResponse {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
 }

@@ -114,6 +114,35 @@ async fn every_committed_event_is_on_the_stream_in_commit_order() {
     }
 }
 
+/// The value of an unlabeled sample in Prometheus text.
+fn metric(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// `/metrics` once `ok` holds for it (within 10 s).
+async fn metrics_when(server: &Server, ok: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = client()
+            .get(server.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if ok(&text) {
+            return text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/metrics never got there:\n{text}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn redis_stopped_during_ingest_and_restarted_the_stream_catches_up_in_order() {
     let db = fresh_database().await;
@@ -136,11 +165,28 @@ async fn redis_stopped_during_ingest_and_restarted_the_stream_catches_up_in_orde
         }
         match phase {
             0 => redis.stop(),
-            1 => redis.start_again(),
+            1 => {
+                // While Redis is down, /metrics says the stream is behind and by how much.
+                let text = metrics_when(&server, |m| {
+                    metric(m, "hivewatch_stream_behind") == Some(1.0)
+                        && metric(m, "hivewatch_outbox_pending_events").is_some_and(|n| n > 0.0)
+                })
+                .await;
+                assert!(metric(&text, "hivewatch_stream_errors_total").is_some_and(|n| n >= 1.0));
+                redis.start_again();
+            }
             _ => {}
         }
     }
     let stream = wait_for_stream(&redis.url(), &key, sent).await;
+    let text = metrics_when(&server, |m| {
+        metric(m, "hivewatch_stream_behind") == Some(0.0)
+    })
+    .await;
+    assert!(
+        metric(&text, "hivewatch_stream_published_events_total").is_some_and(|n| n >= sent as f64),
+        "{text}"
+    );
     let stored = server.all_events(&format!("session_id={session}")).await;
     let mut commit_order: Vec<i64> = stored.iter().map(|e| e["id"].as_i64().unwrap()).collect();
     commit_order.sort_unstable();
