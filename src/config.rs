@@ -178,6 +178,11 @@ pub struct ServeArgs {
     /// Outbox rows that another hivewatch left unpublished for this long are published by this one, in seconds.
     #[arg(long, env = "HIVEWATCH_OUTBOX_TAKEOVER_SECS", default_value_t = 30)]
     pub outbox_takeover_secs: u64,
+    /// A stable name for this process (a pod or host name), owner of its Redis outbox rows: a restart under the
+    /// same name publishes what the previous run left at once. Default: the host name, pid and a random suffix
+    /// with Postgres; `embedded` with SQLite.
+    #[arg(long, env = "HIVEWATCH_INSTANCE_ID")]
+    pub instance_id: Option<String>,
     /// Delete events older than this (`90d`, `12h`, `30m`, `45s`); unset keeps everything.
     #[arg(long, env = "HIVEWATCH_RETENTION", value_parser = parse_duration)]
     pub retention: Option<Duration>,
@@ -290,6 +295,7 @@ impl ServeArgs {
             key: self.redis_stream_key.clone(),
             max_len: self.redis_stream_maxlen,
             takeover_after: Duration::from_secs(self.outbox_takeover_secs),
+            instance_id: self.instance_id.clone().filter(|i| !i.trim().is_empty()),
         })
     }
 }

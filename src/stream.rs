@@ -41,6 +41,9 @@ pub struct StreamConfig {
     pub max_len: u64,
     /// Outbox rows of another process older than this are published by this one.
     pub takeover_after: Duration,
+    /// This process's name as the owner of its outbox rows; stable across restarts (a pod name, say), a restart
+    /// publishes what the previous run left at once instead of after `takeover_after`.
+    pub instance_id: Option<String>,
 }
 
 impl std::fmt::Debug for StreamConfig {
@@ -51,6 +54,7 @@ impl std::fmt::Debug for StreamConfig {
             .field("key", &self.key)
             .field("max_len", &self.max_len)
             .field("takeover_after", &self.takeover_after)
+            .field("instance_id", &self.instance_id)
             .finish()
     }
 }
@@ -77,12 +81,16 @@ pub fn start(
     store: Store,
     config: StreamConfig,
 ) -> (CommitFeed, Arc<StreamStatus>, JoinHandle<()>) {
-    let owner = format!(
-        "{}:{}:{}",
-        hostname(),
-        std::process::id(),
-        uuid::Uuid::new_v4().simple()
-    );
+    let owner = config.instance_id.clone().unwrap_or_else(|| match store {
+        // One process at a time uses an embedded database: a restart picks up its own rows at once.
+        Store::Sqlite(_) => "embedded".to_string(),
+        Store::Postgres(_) => format!(
+            "{}:{}:{}",
+            hostname(),
+            std::process::id(),
+            uuid::Uuid::new_v4().simple()
+        ),
+    });
     let (tx, rx) = mpsc::channel(FEED_CAPACITY);
     let feed = CommitFeed {
         owner: owner.clone(),
@@ -142,7 +150,11 @@ impl Publisher {
         let mut catching_up = true;
         let mut delay = RETRY_MIN;
         let mut outage_logged = false;
-        let mut sweep = tokio::time::interval(ORPHAN_SWEEP_EVERY);
+        let mut sweep = tokio::time::interval(
+            ORPHAN_SWEEP_EVERY
+                .min(self.config.takeover_after)
+                .max(RETRY_MIN),
+        );
         sweep.tick().await;
         loop {
             if catching_up {
@@ -281,13 +293,22 @@ impl Publisher {
         }
     }
 
-    /// On the fast path: rows that a process which is gone left behind.
+    /// On the fast path: rows that a process which is gone left behind, and rows of this one that never came
+    /// through memory (a commit whose answer was lost after it succeeded).
     async fn publish_orphans(&mut self) -> Result<(), PublishError> {
         let rows = self
             .store
             .outbox_pending(&self.owner, self.config.takeover_after, CATCH_UP_ROWS)
             .await?;
-        let orphans: Vec<_> = rows.into_iter().filter(|r| r.owner != self.owner).collect();
+        // Own batches arrive in seq order: an own row below the newest published one, not waiting for its
+        // delete, was skipped.
+        let orphans: Vec<_> = rows
+            .into_iter()
+            .filter(|r| {
+                r.owner != self.owner
+                    || (r.seq < self.last_own_seq && !self.published_seqs.contains(&r.seq))
+            })
+            .collect();
         for row in orphans {
             tracing::info!(
                 seq = row.seq,
@@ -305,16 +326,13 @@ impl Publisher {
         if self.published_seqs.is_empty() {
             return;
         }
-        match self
-            .store
-            .outbox_delete(std::mem::take(&mut self.published_seqs))
-            .await
-        {
-            Ok(()) => self.last_delete = Instant::now(),
-            Err(e) => {
-                // Kept for the next try; publishing them again would only repeat them on the stream.
-                tracing::debug!(error = %e, "cannot delete published outbox rows yet");
+        match self.store.outbox_delete(self.published_seqs.clone()).await {
+            Ok(()) => {
+                self.published_seqs.clear();
+                self.last_delete = Instant::now();
             }
+            // Kept for the next try; publishing them again would only repeat them on the stream.
+            Err(e) => tracing::debug!(error = %e, "cannot delete published outbox rows yet"),
         }
     }
 

@@ -324,3 +324,58 @@ async fn a_consumer_group_reads_acknowledges_and_reclaims_a_dead_consumers_entri
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_a_killed_replica_left_in_the_outbox_is_published_by_another() {
+    let db = fresh_database().await;
+    let redis = TestRedis::start();
+    let key = unique_stream_key("takeover");
+    let session = Uuid::new_v4();
+    // Redis is down while the first replica commits, and it dies before Redis returns.
+    redis.stop();
+    let mut first = start(&db, &redis.url(), &key);
+    for n in 0..40 {
+        assert_eq!(post_event(&first, session, n).await, 200);
+    }
+    first.kill9();
+    redis.start_again();
+    let second = Server::start_with(&[
+        "--database-url",
+        &db,
+        "--redis-url",
+        &redis.url(),
+        "--redis-stream-key",
+        &key,
+        "--outbox-takeover-secs",
+        "1",
+    ]);
+    for n in 40..50 {
+        assert_eq!(post_event(&second, session, n).await, 200);
+    }
+    let stream = wait_for_stream(&redis.url(), &key, 50).await;
+    assert_eq!(first_occurrences(&stream).len(), 50);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_embedded_store_restarted_during_a_redis_outage_publishes_its_outbox_on_return() {
+    let redis = TestRedis::start();
+    let key = unique_stream_key("embedded_restart");
+    let data = tempfile::tempdir().unwrap();
+    let session = Uuid::new_v4();
+    let args = ["--redis-url", &redis.url(), "--redis-stream-key", &key];
+    redis.stop();
+    let mut first = Server::start_in(data.path(), &args);
+    for n in 0..30 {
+        assert_eq!(post_event(&first, session, n).await, 200);
+    }
+    first.kill9();
+    let second = Server::start_in(data.path(), &args);
+    redis.start_again();
+    let stream = wait_for_stream(&redis.url(), &key, 30).await;
+    let mut ids = first_occurrences(&stream);
+    assert_eq!(ids.len(), 30);
+    let in_order = ids.clone();
+    ids.sort_unstable();
+    assert_eq!(in_order, ids, "commit order across the restart");
+    drop(second);
+}
