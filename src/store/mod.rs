@@ -3,6 +3,63 @@
 //!
 //! `Store` is the one handle the rest of the program holds; the back-end behind it is chosen by the database URL.
 
+/// Applies an `EventQuery`'s filters, cursor and order to a boxed `agent_events` query of either back-end. The
+/// back-end's `agent_events` table must be in scope; `$session` turns a session UUID into the column's value,
+/// `$time` a `DateTime<Utc>` and `$micros` a cursor's microseconds.
+macro_rules! filter_events {
+    ($query:ident, $q:expr, session = $session:expr, time = $time:expr, micros = $micros:expr) => {{
+        use agent_events::dsl as e;
+        let q: &EventQuery = $q;
+        if let Some(s) = q.session_id {
+            $query = $query.filter(e::session_id.eq($session(s)));
+        }
+        if let Some(v) = q.agent_id.clone() {
+            $query = $query.filter(e::agent_id.eq(v));
+        }
+        if let Some(v) = q.event_type.clone() {
+            $query = $query.filter(e::event_type.eq(v));
+        }
+        if let Some(v) = q.tool_name.clone() {
+            $query = $query.filter(e::tool_name.eq(v));
+        }
+        if let Some(v) = q.source_app.clone() {
+            $query = $query.filter(e::source_app.eq(v));
+        }
+        if let Some(v) = q.source.clone() {
+            $query = $query.filter(e::source.eq(v));
+        }
+        if let Some(v) = q.status.clone() {
+            $query = $query.filter(e::status.eq(v));
+        }
+        if let Some(t) = q.since {
+            $query = $query.filter(e::created_at.ge($time(t)));
+        }
+        if let Some(t) = q.until {
+            $query = $query.filter(e::created_at.lt($time(t)));
+        }
+        let order = q.order.unwrap_or_default();
+        if let Some(c) = q.cursor.as_deref().map(Cursor::decode).transpose()? {
+            let at = $micros(c.created_at);
+            $query = match order {
+                Order::Asc => $query.filter(
+                    e::created_at
+                        .gt(at)
+                        .or(e::created_at.eq(at).and(e::id.gt(c.id))),
+                ),
+                Order::Desc => $query.filter(
+                    e::created_at
+                        .lt(at)
+                        .or(e::created_at.eq(at).and(e::id.lt(c.id))),
+                ),
+            };
+        }
+        $query = match order {
+            Order::Asc => $query.order((e::created_at.asc(), e::id.asc())),
+            Order::Desc => $query.order((e::created_at.desc(), e::id.desc())),
+        };
+    }};
+}
+
 mod postgres;
 mod schema_postgres;
 mod schema_sqlite;

@@ -177,53 +177,13 @@ impl PgStore {
         use agent_events::dsl as e;
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as i64;
         let mut query = e::agent_events.select(PgEventRow::as_select()).into_boxed();
-        if let Some(s) = q.session_id {
-            query = query.filter(e::session_id.eq(s));
-        }
-        if let Some(v) = &q.agent_id {
-            query = query.filter(e::agent_id.eq(v.clone()));
-        }
-        if let Some(v) = &q.event_type {
-            query = query.filter(e::event_type.eq(v.clone()));
-        }
-        if let Some(v) = &q.tool_name {
-            query = query.filter(e::tool_name.eq(v.clone()));
-        }
-        if let Some(v) = &q.source_app {
-            query = query.filter(e::source_app.eq(v.clone()));
-        }
-        if let Some(v) = &q.source {
-            query = query.filter(e::source.eq(v.clone()));
-        }
-        if let Some(v) = &q.status {
-            query = query.filter(e::status.eq(v.clone()));
-        }
-        if let Some(t) = q.since {
-            query = query.filter(e::created_at.ge(t));
-        }
-        if let Some(t) = q.until {
-            query = query.filter(e::created_at.lt(t));
-        }
-        let order = q.order.unwrap_or_default();
-        if let Some(c) = q.cursor.as_deref().map(Cursor::decode).transpose()? {
-            let at = from_micros(c.created_at);
-            query = match order {
-                Order::Asc => query.filter(
-                    e::created_at
-                        .gt(at)
-                        .or(e::created_at.eq(at).and(e::id.gt(c.id))),
-                ),
-                Order::Desc => query.filter(
-                    e::created_at
-                        .lt(at)
-                        .or(e::created_at.eq(at).and(e::id.lt(c.id))),
-                ),
-            };
-        }
-        query = match order {
-            Order::Asc => query.order((e::created_at.asc(), e::id.asc())),
-            Order::Desc => query.order((e::created_at.desc(), e::id.desc())),
-        };
+        filter_events!(
+            query,
+            q,
+            session = |s: Uuid| s,
+            time = |t: DateTime<Utc>| t,
+            micros = from_micros
+        );
         let mut conn = self.conn().await?;
         let rows: Vec<PgEventRow> = query
             .limit(limit + 1)

@@ -156,52 +156,13 @@ impl SqliteStore {
         let mut conn = self.reader()?;
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as i64;
         let mut query = e::agent_events.select(EventRow::as_select()).into_boxed();
-        if let Some(s) = q.session_id {
-            query = query.filter(e::session_id.eq(s.to_string()));
-        }
-        if let Some(v) = &q.agent_id {
-            query = query.filter(e::agent_id.eq(v.clone()));
-        }
-        if let Some(v) = &q.event_type {
-            query = query.filter(e::event_type.eq(v.clone()));
-        }
-        if let Some(v) = &q.tool_name {
-            query = query.filter(e::tool_name.eq(v.clone()));
-        }
-        if let Some(v) = &q.source_app {
-            query = query.filter(e::source_app.eq(v.clone()));
-        }
-        if let Some(v) = &q.source {
-            query = query.filter(e::source.eq(v.clone()));
-        }
-        if let Some(v) = &q.status {
-            query = query.filter(e::status.eq(v.clone()));
-        }
-        if let Some(t) = q.since {
-            query = query.filter(e::created_at.ge(micros(t)));
-        }
-        if let Some(t) = q.until {
-            query = query.filter(e::created_at.lt(micros(t)));
-        }
-        let order = q.order.unwrap_or_default();
-        if let Some(c) = q.cursor.as_deref().map(Cursor::decode).transpose()? {
-            query = match order {
-                Order::Asc => query.filter(
-                    e::created_at
-                        .gt(c.created_at)
-                        .or(e::created_at.eq(c.created_at).and(e::id.gt(c.id))),
-                ),
-                Order::Desc => query.filter(
-                    e::created_at
-                        .lt(c.created_at)
-                        .or(e::created_at.eq(c.created_at).and(e::id.lt(c.id))),
-                ),
-            };
-        }
-        query = match order {
-            Order::Asc => query.order((e::created_at.asc(), e::id.asc())),
-            Order::Desc => query.order((e::created_at.desc(), e::id.desc())),
-        };
+        filter_events!(
+            query,
+            q,
+            session = |s: Uuid| s.to_string(),
+            time = micros,
+            micros = |us: i64| us
+        );
         let rows: Vec<EventRow> = query
             .limit(limit + 1)
             .load(&mut conn)
