@@ -90,7 +90,17 @@ pub async fn serve(
         args.max_body_bytes,
         stopped(),
     ));
-    let metrics = crate::metrics::Metrics::new(stream_status.clone())?;
+    let metrics = crate::metrics::Metrics::new(crate::metrics::Sources {
+        stream: stream_status.clone(),
+        queue: Some(pipeline.queue_gauge()),
+        pool: Some(store.pool_gauge()),
+    })?;
+    let sessions_count = crate::metrics::get().map(|m| {
+        tokio::spawn(count_active_sessions(
+            store.clone(),
+            m.sessions_active.clone(),
+        ))
+    });
     let state = AppState {
         pipeline,
         store,
@@ -126,7 +136,7 @@ pub async fn serve(
         .await
         .context("the pipeline did not drain in time")?
         .context("pipeline task")?;
-    if let Some(task) = retention {
+    for task in [retention, sessions_count].into_iter().flatten() {
         task.abort();
     }
     // With the committer gone the publisher sends what it was handed, then ends; the rest stays in the outbox.
@@ -139,6 +149,20 @@ pub async fn serve(
     }
     tracing::info!("stopped cleanly");
     Ok(())
+}
+
+/// Keeps `hivewatch_sessions_active` current: sessions seen in the last 30 minutes and not ended, counted in the
+/// store (so every replica reports the same number) every 15 s.
+async fn count_active_sessions(store: Store, gauge: std::sync::Arc<std::sync::atomic::AtomicI64>) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+    loop {
+        tick.tick().await;
+        let since = chrono::Utc::now() - chrono::Duration::minutes(30);
+        match store.active_sessions(since).await {
+            Ok(n) => gauge.store(n, std::sync::atomic::Ordering::Relaxed),
+            Err(e) => tracing::debug!(error = %e, "cannot count active sessions"),
+        }
+    }
 }
 
 /// Deletes what is older than `age`, at start and then every `every`.

@@ -108,6 +108,19 @@ impl Pipeline {
         )
     }
 
+    /// Requests waiting for a commit and the queue's capacity, for `/metrics`; holds the queue only weakly, so
+    /// that it never keeps the committer alive at shutdown.
+    pub fn queue_gauge(&self) -> std::sync::Arc<dyn Fn() -> (u64, u64) + Send + Sync> {
+        let weak = self.tx.downgrade();
+        std::sync::Arc::new(move || match weak.upgrade() {
+            Some(tx) => (
+                (tx.max_capacity() - tx.capacity()) as u64,
+                tx.max_capacity() as u64,
+            ),
+            None => (0, 0),
+        })
+    }
+
     /// Redacts and commits `events`; returns once they are durable.
     pub async fn submit(&self, mut events: Vec<AgentEvent>) -> Result<Accepted, SubmitError> {
         if events.is_empty() {
@@ -179,7 +192,14 @@ async fn run_committer(
         let (size, requests) = (batch.events.len(), batch.acks.len());
         let started = std::time::Instant::now();
         let result = store.commit(batch.events, owner.as_deref()).await;
-        let commit_us = started.elapsed().as_micros() as u64;
+        let took = started.elapsed();
+        let commit_us = took.as_micros() as u64;
+        if let Some(m) = crate::metrics::get() {
+            match &result {
+                Ok(outcome) => m.committed(&outcome.inserted, outcome.duplicates, took),
+                Err(_) => m.commit_failed(),
+            }
+        }
         match &result {
             Ok(outcome) => {
                 if std::mem::take(&mut failing) {

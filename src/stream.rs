@@ -377,7 +377,11 @@ impl Publisher {
                 .arg(data)
                 .ignore();
         }
+        let started = std::time::Instant::now();
         pipe.query_async::<()>(&mut conn).await?;
+        if let Some(m) = crate::metrics::get() {
+            m.published(events, started.elapsed());
+        }
         self.status
             .published
             .fetch_add(events.len() as u64, Ordering::Relaxed);

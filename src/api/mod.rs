@@ -131,7 +131,10 @@ pub async fn add_transcript(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match receive_transcript(&state, &headers, body).await {
+    let started = std::time::Instant::now();
+    let result = receive_transcript(&state, &headers, body).await;
+    crate::receiver::record_request("http", "transcripts", started, result.as_ref().map(|_| 0));
+    match result {
         Ok(resp) => resp,
         Err(e) => crate::receiver::hook_http::error_response(&e),
     }

@@ -159,3 +159,62 @@ pub fn is_tool_start(event_type: &str) -> bool {
 pub fn is_tool_finish(event_type: &str) -> bool {
     matches!(event_type, "PostToolUse" | "PostToolUseFailure")
 }
+
+/// Event types with a label value of their own in metrics: every Claude Code hook event, the native log events, and
+/// `span`. Anything else (a new hook, another sender's log names) is counted as `other`, so that labels stay
+/// bounded whatever arrives.
+pub const KNOWN_EVENT_TYPES: &[&str] = &[
+    "PreToolUse",
+    "PostToolUse",
+    "PostToolUseFailure",
+    "PostToolBatch",
+    "PermissionRequest",
+    "PermissionDenied",
+    "Notification",
+    "UserPromptSubmit",
+    "UserPromptExpansion",
+    "Stop",
+    "StopFailure",
+    "SubagentStart",
+    "SubagentStop",
+    "PreCompact",
+    "PostCompact",
+    "SessionStart",
+    "SessionEnd",
+    "InstructionsLoaded",
+    "TaskCreated",
+    "TaskCompleted",
+    "TeammateIdle",
+    "ConfigChange",
+    "CwdChanged",
+    "FileChanged",
+    "WorktreeCreate",
+    "WorktreeRemove",
+    "Elicitation",
+    "ElicitationResult",
+    "Setup",
+    "span",
+    "user_prompt",
+    "tool_result",
+    "tool_decision",
+    "api_request",
+    "api_error",
+    "assistant_response",
+    "hook_registered",
+    "hook_execution_start",
+    "hook_execution_complete",
+];
+
+pub fn known_event_type(event_type: &str) -> bool {
+    KNOWN_EVENT_TYPES.contains(&event_type)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_hook_event_install_hooks_registers_has_its_own_metric_label() {
+        for (name, _) in crate::cli::install_hooks::HOOK_EVENTS {
+            assert!(super::known_event_type(name), "{name}");
+        }
+    }
+}

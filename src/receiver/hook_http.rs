@@ -31,9 +31,17 @@ pub fn error_response(err: &IngestError) -> Response {
 }
 
 pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
-    match receive(&state, &headers, body).await {
+    let started = std::time::Instant::now();
+    let result = receive(&state, &headers, body).await;
+    super::record_request("http", "hook", started, result.as_ref().map(|_| 0));
+    match result {
         Ok(resp) => resp,
-        Err(e) => error_response(&e),
+        Err(e) => {
+            if let (IngestError::BadRequest(_), Some(m)) = (&e, crate::metrics::get()) {
+                m.rejected("hook", "invalid", 1);
+            }
+            error_response(&e)
+        }
     }
 }
 
@@ -85,11 +93,14 @@ async fn receive(
                 return Err(IngestError::BadRequest(errors.join("; ")));
             }
             let accepted = events.len();
+            if let Some(m) = crate::metrics::get() {
+                m.rejected("hook", "invalid", errors.len() as u64);
+            }
             if let Some(first) = errors.first() {
                 // The sender (a spool flush, usually) reads only the status: say here what was refused.
                 tracing::warn!(rejected = errors.len(), accepted, first = %first, "hook batch items refused");
             }
-            state.pipeline.submit(events).await?;
+            super::submit(&state.pipeline, events, "hook").await?;
             Ok(
                 Json(json!({ "accepted": accepted, "rejected": errors.len(), "errors": errors }))
                     .into_response(),
@@ -99,7 +110,7 @@ async fn receive(
             let (item, ctx) = item_context(item, &base).map_err(IngestError::BadRequest)?;
             let event = normalize_hook(item, &ctx, now)
                 .map_err(|e| IngestError::BadRequest(e.to_string()))?;
-            state.pipeline.submit(vec![event]).await?;
+            super::submit(&state.pipeline, vec![event], "hook").await?;
             Ok(Json(json!({})).into_response())
         }
     }

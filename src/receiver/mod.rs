@@ -41,6 +41,16 @@ impl From<SubmitError> for IngestError {
 }
 
 impl IngestError {
+    /// The `outcome` label of `hivewatch_ingest_requests_total`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            IngestError::BadRequest(_) => "invalid",
+            IngestError::TooLarge(_) => "too_large",
+            IngestError::UnsupportedMediaType(_) => "unsupported",
+            IngestError::Unavailable(_) => "unavailable",
+        }
+    }
+
     /// The gRPC code of this error (also the `code` of an OTLP/HTTP error body).
     pub fn grpc_code(&self) -> tonic::Code {
         match self {
@@ -87,8 +97,31 @@ pub trait Signal {
     type Response: prost::Message + serde::Serialize + Send + 'static;
     /// The OTLP/HTTP path, also used in messages.
     const PATH: &'static str;
+    /// The `signal` label of the ingest metrics.
+    const NAME: &'static str;
     fn normalize(req: &Self::Request, now: DateTime<Utc>) -> Normalized;
     fn response(rejected: i64, message: String) -> Self::Response;
+    /// Items of an answered request refused through `partial_success`.
+    fn rejected(resp: &Self::Response) -> i64;
+    /// Anything the request feeds besides events (metrics feed `/metrics`).
+    fn observe(_req: &Self::Request) {}
+}
+
+/// Records one answered ingest request in the metrics.
+pub fn record_request(
+    protocol: &'static str,
+    signal: &'static str,
+    started: std::time::Instant,
+    result: Result<i64, &IngestError>,
+) {
+    if let Some(m) = crate::metrics::get() {
+        let outcome = match result {
+            Ok(0) => "ok",
+            Ok(_) => "partial",
+            Err(e) => e.outcome(),
+        };
+        m.request(protocol, signal, outcome, started);
+    }
 }
 
 pub struct Traces;
@@ -99,6 +132,12 @@ impl Signal for Traces {
     type Request = ExportTraceServiceRequest;
     type Response = ExportTraceServiceResponse;
     const PATH: &'static str = "/v1/traces";
+    const NAME: &'static str = "traces";
+    fn rejected(resp: &Self::Response) -> i64 {
+        resp.partial_success
+            .as_ref()
+            .map_or(0, |p| p.rejected_spans)
+    }
     fn normalize(req: &Self::Request, now: DateTime<Utc>) -> Normalized {
         normalize_traces(req, now)
     }
@@ -116,6 +155,12 @@ impl Signal for Logs {
     type Request = ExportLogsServiceRequest;
     type Response = ExportLogsServiceResponse;
     const PATH: &'static str = "/v1/logs";
+    const NAME: &'static str = "logs";
+    fn rejected(resp: &Self::Response) -> i64 {
+        resp.partial_success
+            .as_ref()
+            .map_or(0, |p| p.rejected_log_records)
+    }
     fn normalize(req: &Self::Request, now: DateTime<Utc>) -> Normalized {
         normalize_logs(req, now)
     }
@@ -133,6 +178,17 @@ impl Signal for Metrics {
     type Request = ExportMetricsServiceRequest;
     type Response = ExportMetricsServiceResponse;
     const PATH: &'static str = "/v1/metrics";
+    const NAME: &'static str = "metrics";
+    fn rejected(resp: &Self::Response) -> i64 {
+        resp.partial_success
+            .as_ref()
+            .map_or(0, |p| p.rejected_data_points)
+    }
+    fn observe(req: &Self::Request) {
+        if let Some(m) = crate::metrics::get() {
+            m.otlp_metrics(req);
+        }
+    }
     fn normalize(req: &Self::Request, _now: DateTime<Utc>) -> Normalized {
         // Metrics are not events: they are accepted and counted here; nothing is stored.
         Normalized {
@@ -155,9 +211,10 @@ pub async fn export<S: Signal>(
     pipeline: &Pipeline,
     req: S::Request,
 ) -> Result<S::Response, IngestError> {
+    S::observe(&req);
     let normalized = S::normalize(&req, Utc::now());
     drop(req);
-    submit_normalized(pipeline, normalized)
+    submit_normalized(pipeline, normalized, S::NAME)
         .await
         .map(|(rejected, msg)| S::response(rejected, msg))
 }
@@ -166,7 +223,12 @@ pub async fn export<S: Signal>(
 pub async fn submit_normalized(
     pipeline: &Pipeline,
     n: Normalized,
+    signal: &'static str,
 ) -> Result<(i64, String), IngestError> {
+    let metrics = crate::metrics::get();
+    if let Some(m) = metrics {
+        m.rejected(signal, "invalid", n.rejected as u64);
+    }
     if n.rejected > 0 && n.events.is_empty() {
         return Err(IngestError::BadRequest(n.error_message()));
     }
@@ -174,6 +236,21 @@ pub async fn submit_normalized(
     if n.rejected > 0 {
         tracing::warn!(rejected = n.rejected, accepted = n.events.len(), first = %message, "OTLP items refused");
     }
-    pipeline.submit(n.events).await?;
+    submit(pipeline, n.events, signal).await?;
     Ok((n.rejected as i64, message))
+}
+
+/// Hands events to the pipeline; those refused as unavailable are counted.
+pub async fn submit(
+    pipeline: &Pipeline,
+    events: Vec<crate::model::AgentEvent>,
+    signal: &'static str,
+) -> Result<(), IngestError> {
+    let n = events.len() as u64;
+    pipeline.submit(events).await.map(|_| ()).map_err(|e| {
+        if let Some(m) = crate::metrics::get() {
+            m.rejected(signal, "unavailable", n);
+        }
+        e.into()
+    })
 }

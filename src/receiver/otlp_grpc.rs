@@ -34,10 +34,10 @@ async fn handle<S: Signal>(
     pipeline: &Pipeline,
     req: S::Request,
 ) -> Result<Response<S::Response>, Status> {
-    export::<S>(pipeline, req)
-        .await
-        .map(Response::new)
-        .map_err(|e| e.grpc_status())
+    let started = std::time::Instant::now();
+    let result = export::<S>(pipeline, req).await;
+    super::record_request("grpc", S::NAME, started, result.as_ref().map(S::rejected));
+    result.map(Response::new).map_err(|e| e.grpc_status())
 }
 
 #[tonic::async_trait]

@@ -81,11 +81,17 @@ pub async fn handler<S: Signal>(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
+    let started = std::time::Instant::now();
     let encoding = match Encoding::from_headers(&headers) {
         Ok(e) => e,
-        Err(e) => return error_response(Encoding::Json, &e),
+        Err(e) => {
+            super::record_request("http", S::NAME, started, Err(&e));
+            return error_response(Encoding::Json, &e);
+        }
     };
-    match receive::<S>(&state, encoding, &headers, body).await {
+    let result = receive::<S>(&state, encoding, &headers, body).await;
+    super::record_request("http", S::NAME, started, result.as_ref().map(S::rejected));
+    match result {
         Ok(resp) => (
             [(header::CONTENT_TYPE, encoding.content_type())],
             encode(encoding, &resp),

@@ -287,6 +287,28 @@ impl Store {
         }
     }
 
+    /// Sessions not ended and seen since `since`.
+    pub async fn active_sessions(&self, since: DateTime<Utc>) -> Result<i64, StoreError> {
+        match self {
+            Store::Sqlite(s) => s.clone().blocking(move |s| s.active_sessions(since)).await,
+            Store::Postgres(p) => p.active_sessions(since).await,
+        }
+    }
+
+    /// Connections in use and idle, read at scrape time.
+    pub fn pool_gauge(&self) -> std::sync::Arc<dyn Fn() -> (u64, u64) + Send + Sync> {
+        match self {
+            Store::Sqlite(s) => {
+                let s = s.clone();
+                std::sync::Arc::new(move || s.pool_state())
+            }
+            Store::Postgres(p) => {
+                let p = p.clone();
+                std::sync::Arc::new(move || p.pool_state())
+            }
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(s) => s.clone().blocking(|s| s.ping()).await,

@@ -410,6 +410,24 @@ impl PgStore {
         Ok(out)
     }
 
+    pub async fn active_sessions(&self, since: DateTime<Utc>) -> Result<i64, StoreError> {
+        use sessions::dsl as s;
+        let mut conn = self.conn().await?;
+        s::sessions
+            .filter(s::status.eq("active"))
+            .filter(s::last_seen.ge(since))
+            .count()
+            .get_result(&mut conn)
+            .await
+            .map_err(unavailable)
+    }
+
+    pub fn pool_state(&self) -> (u64, u64) {
+        let state = self.pool.state();
+        let idle = state.idle_connections as u64;
+        (state.connections as u64 - idle, idle)
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn().await?;
         diesel::sql_query("SELECT 1")

@@ -386,6 +386,24 @@ impl SqliteStore {
             .collect()
     }
 
+    pub fn active_sessions(&self, since: chrono::DateTime<chrono::Utc>) -> Result<i64, StoreError> {
+        use sessions::dsl as s;
+        let mut conn = self.reader()?;
+        s::sessions
+            .filter(s::status.eq("active"))
+            .filter(s::last_seen.ge(micros(since)))
+            .count()
+            .get_result(&mut conn)
+            .map_err(unavailable)
+    }
+
+    /// Reader connections in use and idle; the writer counts as in use.
+    pub fn pool_state(&self) -> (u64, u64) {
+        let state = self.readers.state();
+        let idle = state.idle_connections as u64;
+        (state.connections as u64 - idle + 1, idle)
+    }
+
     pub fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.reader()?;
         conn.batch_execute("SELECT 1").map_err(unavailable)
