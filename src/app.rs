@@ -72,6 +72,21 @@ pub async fn serve(
         }
         None => (None, None),
     };
+    let hub = crate::live::Hub::start(std::time::Duration::from_secs(
+        args.live_heartbeat_secs.max(1),
+    ));
+    let follower = match args.stream_config() {
+        // Every replica's clients see every replica's events: the hub reads the shared stream.
+        Some(config) => Some(tokio::spawn(crate::live::follow_redis(
+            hub.clone(),
+            config.url,
+            config.key,
+        ))),
+        None => {
+            pipeline_config.live = Some(hub.clone());
+            None
+        }
+    };
     let (pipeline, committer) = Pipeline::start(store.clone(), pipeline_config);
     let retention = args
         .retention
@@ -94,6 +109,7 @@ pub async fn serve(
         stream: stream_status.clone(),
         queue: Some(pipeline.queue_gauge()),
         pool: Some(store.pool_gauge()),
+        hub: Some(hub.stats.clone()),
     })?;
     let sessions_count = crate::metrics::get().map(|m| {
         tokio::spawn(count_active_sessions(
@@ -106,12 +122,16 @@ pub async fn serve(
         store,
         stream: stream_status,
         metrics,
+        hub,
         max_body_bytes: args.max_body_bytes,
     };
     let http = tokio::spawn(
-        axum::serve(listeners.http, router(state).into_make_service())
-            .with_graceful_shutdown(stopped())
-            .into_future(),
+        axum::serve(
+            listeners.http,
+            router(state).into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(stopped())
+        .into_future(),
     );
 
     shutdown.await;
@@ -136,7 +156,7 @@ pub async fn serve(
         .await
         .context("the pipeline did not drain in time")?
         .context("pipeline task")?;
-    for task in [retention, sessions_count].into_iter().flatten() {
+    for task in [retention, sessions_count, follower].into_iter().flatten() {
         task.abort();
     }
     // With the committer gone the publisher sends what it was handed, then ends; the rest stays in the outbox.

@@ -40,6 +40,8 @@ pub enum Command {
     /// Read the Redis stream as a member of a consumer group: print each event, acknowledge it, and take over
     /// entries a dead consumer left unacknowledged.
     Consume(crate::cli::consume::ConsumeArgs),
+    /// Follow the live stream of a running hivewatch in the terminal, one line per event.
+    Tail(crate::cli::tail::TailArgs),
     /// Query a running hivewatch: events or sessions, as a table or JSON lines.
     Query(crate::cli::query::QueryArgs),
     /// For Claude Code hooks: read one hook payload on stdin and deliver it; always exits 0, prints nothing.
@@ -178,6 +180,9 @@ pub struct ServeArgs {
     /// Outbox rows that another hivewatch left unpublished for this long are published by this one, in seconds.
     #[arg(long, env = "HIVEWATCH_OUTBOX_TAKEOVER_SECS", default_value_t = 30)]
     pub outbox_takeover_secs: u64,
+    /// Seconds between heartbeats on an idle live-stream connection.
+    #[arg(long, env = "HIVEWATCH_LIVE_HEARTBEAT_SECS", default_value_t = 10)]
+    pub live_heartbeat_secs: u64,
     /// A stable name for this process (a pod or host name), owner of its Redis outbox rows: a restart under the
     /// same name publishes what the previous run left at once. Default: the host name, pid and a random suffix
     /// with Postgres; `embedded` with SQLite.

@@ -20,6 +20,8 @@ pub struct AppState {
     /// The Redis stream publisher's state, when a stream is configured.
     pub stream: Option<std::sync::Arc<crate::stream::StreamStatus>>,
     pub metrics: crate::metrics::Metrics,
+    /// The live stream's fan-out.
+    pub hub: crate::live::Hub,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -43,6 +45,15 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/api/v1/observability/sessions/{id}/transcript",
             get(api::transcript),
+        )
+        .route("/observability/dashboard/stream", get(api::live::stream))
+        .route(
+            "/observability/dashboard/connections",
+            get(api::live::connections),
+        )
+        .route(
+            "/observability/dashboard/broadcast",
+            post(api::live::broadcast),
         )
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))

@@ -19,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod hook_client;
 pub mod http;
+pub mod live;
 pub mod metrics;
 pub mod model;
 pub mod pipeline;

@@ -41,6 +41,7 @@ fn main() -> ExitCode {
             Command::Migrate(args) => hivewatch::cli::migrate(args).await,
             Command::Query(args) => hivewatch::cli::query::run(args).await,
             Command::Consume(args) => hivewatch::cli::consume::run(args).await,
+            Command::Tail(args) => hivewatch::cli::tail::run(args).await,
             Command::Version => {
                 println!("hivewatch {}", env!("CARGO_PKG_VERSION"));
                 Ok(())

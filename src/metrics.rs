@@ -85,6 +85,8 @@ pub struct Sources {
     pub queue: Option<Arc<dyn Fn() -> (u64, u64) + Send + Sync>>,
     /// Store connections in use and idle.
     pub pool: Option<Arc<dyn Fn() -> (u64, u64) + Send + Sync>>,
+    /// The live stream's counters.
+    pub hub: Option<Arc<crate::live::HubStats>>,
 }
 
 impl Metrics {
@@ -431,6 +433,26 @@ fn register_gauges(meter: &Meter, sources: &Sources, sessions_active: Arc<Atomic
                 o.observe(in_use, &[KeyValue::new("state", "in_use")]);
                 o.observe(idle, &[KeyValue::new("state", "idle")]);
             })
+            .build();
+    }
+    if let Some(hub) = sources.hub.clone() {
+        let stats = hub.clone();
+        meter
+            .u64_observable_gauge("hivewatch_websocket_connections")
+            .with_description("Open live-stream WebSocket connections")
+            .with_callback(move |o| o.observe(stats.connections.load(Ordering::Relaxed), &[]))
+            .build();
+        let stats = hub.clone();
+        meter
+            .u64_observable_counter("hivewatch_websocket_messages_sent")
+            .with_description("Events handed to live-stream clients")
+            .with_callback(move |o| o.observe(stats.sent.load(Ordering::Relaxed), &[]))
+            .build();
+        let stats = hub;
+        meter
+            .u64_observable_counter("hivewatch_websocket_messages_dropped")
+            .with_description("Events a slow live-stream client missed (its queue was full)")
+            .with_callback(move |o| o.observe(stats.dropped.load(Ordering::Relaxed), &[]))
             .build();
     }
     if let Some(s) = sources.stream.clone() {

@@ -30,6 +30,8 @@ pub struct PipelineConfig {
     pub enqueue_timeout: Duration,
     /// Where committed batches go next (the Redis stream publisher), when anything is configured.
     pub feed: Option<CommitFeed>,
+    /// The live stream, fed straight from commits (without Redis; with Redis it reads the stream instead).
+    pub live: Option<crate::live::Hub>,
 }
 
 /// One committed batch, as the sinks downstream of the store see it.
@@ -58,6 +60,7 @@ impl Default for PipelineConfig {
             max_batch_events: 10_000,
             enqueue_timeout: Duration::from_millis(500),
             feed: None,
+            live: None,
         }
     }
 }
@@ -98,6 +101,7 @@ impl Pipeline {
             store,
             config.max_batch_events.max(1),
             config.feed,
+            config.live,
         ));
         (
             Pipeline {
@@ -162,6 +166,7 @@ async fn run_committer(
     store: Store,
     max_batch_events: usize,
     feed: Option<CommitFeed>,
+    live: Option<crate::live::Hub>,
 ) {
     let owner = feed.as_ref().map(|f| f.owner.clone());
     let mut last_requests = 0;
@@ -228,15 +233,21 @@ async fn run_committer(
             // The request may have gone away (client hung up); its events are committed all the same.
             let _ = ack.send(answer);
         }
-        if let (Ok(outcome), Some(feed)) = (result, &feed)
+        if let Ok(outcome) = result
             && !outcome.inserted.is_empty()
         {
-            let committed = Committed {
-                outbox_seq: outcome.outbox_seq,
-                events: outcome.inserted.into(),
-            };
-            if feed.tx.try_send(committed).is_err() {
-                feed.overflowed.store(true, Ordering::Release);
+            let events: Arc<[StoredEvent]> = outcome.inserted.into();
+            if let Some(hub) = &live {
+                hub.publish(events.clone());
+            }
+            if let Some(feed) = &feed {
+                let committed = Committed {
+                    outbox_seq: outcome.outbox_seq,
+                    events,
+                };
+                if feed.tx.try_send(committed).is_err() {
+                    feed.overflowed.store(true, Ordering::Release);
+                }
             }
         }
     }

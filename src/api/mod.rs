@@ -1,5 +1,7 @@
 //! The read side: events with filters and cursor pagination, sessions, one session's timeline, health.
 
+pub mod live;
+
 use axum::Json;
 use axum::body::Body;
 use axum::extract::rejection::QueryRejection;

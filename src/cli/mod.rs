@@ -3,6 +3,7 @@
 pub mod consume;
 pub mod install_hooks;
 pub mod query;
+pub mod tail;
 
 use crate::config::StoreArgs;
 use crate::store::Store;

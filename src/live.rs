@@ -1,0 +1,297 @@
+//! live: the hub behind the WebSocket stream. Committed events reach it in commit order, either from this
+//! process's committer or, with Redis configured, from the Redis stream (so that the clients of every replica see
+//! every replica's events); it hands each event to every client whose filter matches.
+//!
+//! Every client has a bounded queue. The hub never waits for a client: when a queue is full the event is dropped
+//! for that client and counted, and the client is told how many it missed. One slow client therefore delays
+//! neither the others nor ingest. Each event is serialized once, however many clients receive it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+use uuid::Uuid;
+
+use crate::model::StoredEvent;
+
+/// Events a client may have queued before it starts missing some.
+pub const CLIENT_QUEUE: usize = 1024;
+/// Committed batches waiting for the hub's fan-out.
+const HUB_QUEUE: usize = 1024;
+
+/// What a client wants to see; an empty list does not filter on its field.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Filter {
+    pub source_apps: Vec<String>,
+    pub sessions: Vec<Uuid>,
+    pub agents: Vec<String>,
+    pub event_types: Vec<String>,
+}
+
+impl Filter {
+    pub fn matches(&self, ev: &StoredEvent) -> bool {
+        let e = &ev.event;
+        (self.source_apps.is_empty() || self.source_apps.contains(&e.source_app))
+            && (self.sessions.is_empty() || self.sessions.contains(&e.session_id))
+            && (self.agents.is_empty() || self.agents.contains(&e.agent_id))
+            && (self.event_types.is_empty() || self.event_types.contains(&e.event_type))
+    }
+}
+
+/// One event on its way to clients, serialized once.
+#[derive(Debug, Clone)]
+pub struct Outgoing {
+    pub event: Arc<StoredEvent>,
+    /// `{"type":"event","event":…}`
+    pub frame: Arc<str>,
+}
+
+struct Client {
+    filter: Filter,
+    tx: mpsc::Sender<Outgoing>,
+    info: Arc<ClientInfo>,
+}
+
+/// What `GET /observability/dashboard/connections` shows of a client.
+#[derive(Debug)]
+pub struct ClientInfo {
+    pub id: u64,
+    pub peer: String,
+    pub connected_at: DateTime<Utc>,
+    pub sent: AtomicU64,
+    pub missed: AtomicU64,
+}
+
+#[derive(Default)]
+struct Registry {
+    clients: HashMap<u64, Client>,
+    /// Broadcast messages go to every client, outside the event queues.
+    notices: HashMap<u64, mpsc::UnboundedSender<Arc<str>>>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub").field("stats", &self.stats).finish()
+    }
+}
+
+/// The fan-out point; cheap to clone.
+#[derive(Clone)]
+pub struct Hub {
+    registry: Arc<Mutex<Registry>>,
+    tx: mpsc::Sender<Arc<[StoredEvent]>>,
+    next_id: Arc<AtomicU64>,
+    pub stats: Arc<HubStats>,
+    /// How often an idle client gets a heartbeat.
+    pub heartbeat: std::time::Duration,
+}
+
+#[derive(Debug, Default)]
+pub struct HubStats {
+    pub sent: AtomicU64,
+    pub dropped: AtomicU64,
+    pub connections: AtomicU64,
+}
+
+/// A registered client's end: its queue, its broadcast notices, and its counters.
+pub struct Subscription {
+    pub info: Arc<ClientInfo>,
+    pub events: mpsc::Receiver<Outgoing>,
+    pub notices: mpsc::UnboundedReceiver<Arc<str>>,
+    hub: Hub,
+}
+
+impl Drop for Subscription {
+    fn drop(&mut self) {
+        let mut reg = self.hub.registry.lock().unwrap_or_else(|p| p.into_inner());
+        reg.clients.remove(&self.info.id);
+        reg.notices.remove(&self.info.id);
+        self.hub
+            .stats
+            .connections
+            .store(reg.clients.len() as u64, Ordering::Relaxed);
+    }
+}
+
+impl Subscription {
+    /// Replaces the filter the hub applies for this client.
+    pub fn set_filter(&self, filter: Filter) {
+        let mut reg = self.hub.registry.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(c) = reg.clients.get_mut(&self.info.id) {
+            c.filter = filter;
+        }
+    }
+}
+
+impl Hub {
+    /// Starts the fan-out task.
+    pub fn start(heartbeat: std::time::Duration) -> Hub {
+        let (tx, rx) = mpsc::channel(HUB_QUEUE);
+        let hub = Hub {
+            registry: Arc::default(),
+            tx,
+            next_id: Arc::new(AtomicU64::new(1)),
+            stats: Arc::default(),
+            heartbeat,
+        };
+        tokio::spawn(hub.clone().fan_out(rx));
+        hub
+    }
+
+    /// Hands a committed batch to the hub without waiting. When the hub itself is that far behind, the batch is
+    /// dropped for everyone and counted.
+    pub fn publish(&self, events: Arc<[StoredEvent]>) {
+        let n = events.len() as u64;
+        if self.tx.try_send(events).is_err() {
+            self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    pub fn subscribe(&self, peer: String, filter: Filter) -> Subscription {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, events) = mpsc::channel(CLIENT_QUEUE);
+        let (notice_tx, notices) = mpsc::unbounded_channel();
+        let info = Arc::new(ClientInfo {
+            id,
+            peer,
+            connected_at: Utc::now(),
+            sent: AtomicU64::new(0),
+            missed: AtomicU64::new(0),
+        });
+        let mut reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        reg.clients.insert(
+            id,
+            Client {
+                filter,
+                tx,
+                info: info.clone(),
+            },
+        );
+        reg.notices.insert(id, notice_tx);
+        self.stats
+            .connections
+            .store(reg.clients.len() as u64, Ordering::Relaxed);
+        Subscription {
+            info,
+            events,
+            notices,
+            hub: self.clone(),
+        }
+    }
+
+    /// Sends `message` to every connected client; returns how many.
+    pub fn broadcast(&self, message: &serde_json::Value) -> usize {
+        let frame: Arc<str> = serde_json::json!({"type": "broadcast", "message": message})
+            .to_string()
+            .into();
+        let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        reg.notices
+            .values()
+            .filter(|tx| tx.send(frame.clone()).is_ok())
+            .count()
+    }
+
+    /// The connected clients, for the connections endpoint.
+    pub fn clients(&self) -> Vec<(Arc<ClientInfo>, Filter)> {
+        let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        let mut out: Vec<_> = reg
+            .clients
+            .values()
+            .map(|c| (c.info.clone(), c.filter.clone()))
+            .collect();
+        out.sort_by_key(|(i, _)| i.id);
+        out
+    }
+
+    async fn fan_out(self, mut rx: mpsc::Receiver<Arc<[StoredEvent]>>) {
+        while let Some(batch) = rx.recv().await {
+            let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+            if reg.clients.is_empty() {
+                continue;
+            }
+            for ev in batch.iter() {
+                let mut outgoing: Option<Outgoing> = None;
+                for client in reg.clients.values() {
+                    if !client.filter.matches(ev) {
+                        continue;
+                    }
+                    let out = outgoing.get_or_insert_with(|| Outgoing {
+                        event: Arc::new(ev.clone()),
+                        frame: event_frame(ev).into(),
+                    });
+                    if client.tx.try_send(out.clone()).is_ok() {
+                        self.stats.sent.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        client.info.missed.fetch_add(1, Ordering::Relaxed);
+                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }
+    }
+}
+
+pub fn event_frame(ev: &StoredEvent) -> String {
+    serde_json::json!({"type": "event", "event": ev}).to_string()
+}
+
+/// Feeds the hub from the Redis stream, from its end at start: every replica's clients see every replica's events
+/// (in the order they reached the stream). Reconnects after a failure; what was added meanwhile is read on return.
+pub async fn follow_redis(hub: Hub, url: String, key: String) {
+    use redis::AsyncCommands;
+    use redis::streams::{StreamReadOptions, StreamReadReply};
+    let mut last_id = "$".to_string();
+    let mut logged = false;
+    loop {
+        let conn = match redis::Client::open(url.as_str()) {
+            Ok(c) => c.get_multiplexed_async_connection().await,
+            Err(e) => Err(e),
+        };
+        let mut conn = match conn {
+            Ok(c) => c,
+            Err(e) => {
+                if !std::mem::replace(&mut logged, true) {
+                    tracing::warn!(error = %e, "live stream cannot read Redis; retrying");
+                }
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if std::mem::take(&mut logged) {
+            tracing::info!("live stream reads Redis again");
+        }
+        loop {
+            let reply: redis::RedisResult<Option<StreamReadReply>> = conn
+                .xread_options(
+                    &[&key],
+                    &[&last_id],
+                    &StreamReadOptions::default().count(1000).block(1000),
+                )
+                .await;
+            let reply = match reply {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::warn!(error = %e, "live stream lost Redis; reconnecting");
+                    logged = true;
+                    break;
+                }
+            };
+            let mut batch = Vec::new();
+            for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
+                last_id = entry.id.clone();
+                let data: Option<String> = entry.get("data");
+                if let Some(ev) = data.and_then(|d| serde_json::from_str::<StoredEvent>(&d).ok()) {
+                    batch.push(ev);
+                }
+            }
+            if !batch.is_empty() {
+                hub.publish(batch.into());
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
