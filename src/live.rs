@@ -69,8 +69,29 @@ pub struct ClientInfo {
 #[derive(Default)]
 struct Registry {
     clients: HashMap<u64, Client>,
+    /// Clients by the sessions their filter names; those naming none are under `None`. An event is checked
+    /// against its session's clients and the unrestricted ones only, not against every client.
+    by_session: HashMap<Option<Uuid>, Vec<u64>>,
     /// Broadcast messages go to every client, outside the event queues.
     notices: HashMap<u64, mpsc::UnboundedSender<Arc<str>>>,
+}
+
+impl Registry {
+    fn index(&mut self, id: u64, filter: &Filter) {
+        if filter.sessions.is_empty() {
+            self.by_session.entry(None).or_default().push(id);
+        }
+        for s in &filter.sessions {
+            self.by_session.entry(Some(*s)).or_default().push(id);
+        }
+    }
+
+    fn unindex(&mut self, id: u64) {
+        self.by_session.retain(|_, ids| {
+            ids.retain(|i| *i != id);
+            !ids.is_empty()
+        });
+    }
 }
 
 impl std::fmt::Debug for Hub {
@@ -110,6 +131,7 @@ impl Drop for Subscription {
         let mut reg = self.hub.registry.lock().unwrap_or_else(|p| p.into_inner());
         reg.clients.remove(&self.info.id);
         reg.notices.remove(&self.info.id);
+        reg.unindex(self.info.id);
         self.hub
             .stats
             .connections
@@ -121,6 +143,8 @@ impl Subscription {
     /// Replaces the filter the hub applies for this client.
     pub fn set_filter(&self, filter: Filter) {
         let mut reg = self.hub.registry.lock().unwrap_or_else(|p| p.into_inner());
+        reg.unindex(self.info.id);
+        reg.index(self.info.id, &filter);
         if let Some(c) = reg.clients.get_mut(&self.info.id) {
             c.filter = filter;
         }
@@ -163,6 +187,7 @@ impl Hub {
             missed: AtomicU64::new(0),
         });
         let mut reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
+        reg.index(id, &filter);
         reg.clients.insert(
             id,
             Client {
@@ -213,9 +238,18 @@ impl Hub {
             if reg.clients.is_empty() {
                 continue;
             }
+            let none = Vec::new();
+            let unrestricted = reg.by_session.get(&None).unwrap_or(&none);
             for ev in batch.iter() {
                 let mut outgoing: Option<Outgoing> = None;
-                for client in reg.clients.values() {
+                let of_session = reg
+                    .by_session
+                    .get(&Some(ev.event.session_id))
+                    .unwrap_or(&none);
+                for id in unrestricted.iter().chain(of_session) {
+                    let Some(client) = reg.clients.get(id) else {
+                        continue;
+                    };
                     if !client.filter.matches(ev) {
                         continue;
                     }
