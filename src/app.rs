@@ -99,9 +99,11 @@ pub async fn serve(
         }
     };
 
+    let tokens = args.tokens();
     let grpc = tokio::spawn(otlp_grpc::serve(
         listeners.grpc,
         pipeline.clone(),
+        tokens.clone(),
         args.max_body_bytes,
         stopped(),
     ));
@@ -123,6 +125,7 @@ pub async fn serve(
         stream: stream_status,
         metrics,
         hub,
+        tokens,
         max_body_bytes: args.max_body_bytes,
     };
     let http = tokio::spawn(

@@ -180,6 +180,15 @@ pub struct ServeArgs {
     /// Outbox rows that another hivewatch left unpublished for this long are published by this one, in seconds.
     #[arg(long, env = "HIVEWATCH_OUTBOX_TAKEOVER_SECS", default_value_t = 30)]
     pub outbox_takeover_secs: u64,
+    /// Bearer token that ingest requests must carry (OTLP gRPC `authorization` metadata, HTTP `Authorization`).
+    #[arg(long, env = "HIVEWATCH_INGEST_TOKEN")]
+    pub ingest_token: Option<Secret>,
+    /// Bearer token for reads: the API, `/metrics`, the live stream (browsers may pass `?access_token=`).
+    #[arg(long, env = "HIVEWATCH_READ_TOKEN")]
+    pub read_token: Option<Secret>,
+    /// Listen beyond loopback without tokens, on purpose (behind an authenticating proxy, say).
+    #[arg(long, env = "HIVEWATCH_INSECURE_NO_AUTH")]
+    pub insecure_no_auth: bool,
     /// Seconds between heartbeats on an idle live-stream connection.
     #[arg(long, env = "HIVEWATCH_LIVE_HEARTBEAT_SECS", default_value_t = 10)]
     pub live_heartbeat_secs: u64,
@@ -268,6 +277,37 @@ impl ServeArgs {
                 "--retention and --retention-interval must be longer than zero".into(),
             ));
         }
+        let open = [
+            (self.ingest_token.is_none(), "--ingest-token"),
+            (self.read_token.is_none(), "--read-token"),
+        ]
+        .into_iter()
+        .filter_map(|(missing, flag)| missing.then_some(flag))
+        .collect::<Vec<_>>();
+        let exposed = [self.grpc_addr, self.http_addr]
+            .into_iter()
+            .find(|a| !a.ip().is_loopback());
+        if let (Some(addr), false, false) = (exposed, open.is_empty(), self.insecure_no_auth) {
+            return Err(ConfigError::Invalid(format!(
+                "hivewatch would listen on {addr}, beyond this machine, without {}: set {} (HIVEWATCH_INGEST_TOKEN, \
+                 HIVEWATCH_READ_TOKEN), or pass --insecure-no-auth to run it open on purpose",
+                open.join(" and "),
+                open.join(" and ")
+            )));
+        }
+        for (token, flag) in [
+            (&self.ingest_token, "--ingest-token"),
+            (&self.read_token, "--read-token"),
+        ] {
+            if token
+                .as_ref()
+                .is_some_and(|t| t.0.trim().is_empty() || t.0.contains(char::is_whitespace))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "{flag} must be a non-empty token without spaces"
+                )));
+            }
+        }
         if self.grpc_addr == self.http_addr && self.grpc_addr.port() != 0 {
             return Err(ConfigError::Invalid(format!(
                 "--grpc-addr and --http-addr are both {}: give them different ports",
@@ -287,6 +327,13 @@ impl ServeArgs {
 
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    pub fn tokens(&self) -> crate::auth::Tokens {
+        crate::auth::Tokens {
+            ingest: self.ingest_token.as_ref().map(|t| t.0.as_str().into()),
+            read: self.read_token.as_ref().map(|t| t.0.as_str().into()),
+        }
     }
 
     pub fn stream_config(&self) -> Option<crate::stream::StreamConfig> {

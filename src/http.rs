@@ -22,6 +22,7 @@ pub struct AppState {
     pub metrics: crate::metrics::Metrics,
     /// The live stream's fan-out.
     pub hub: crate::live::Hub,
+    pub tokens: crate::auth::Tokens,
 }
 
 pub fn router(state: AppState) -> Router {
@@ -34,9 +35,12 @@ pub fn router(state: AppState) -> Router {
             "/api/v1/observability/transcripts",
             post(api::add_transcript),
         )
-        .layer(RequestDecompressionLayer::new().gzip(true));
-    Router::new()
-        .merge(ingest)
+        .layer(RequestDecompressionLayer::new().gzip(true))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_ingest,
+        ));
+    let read = Router::new()
         .route("/metrics", get(metrics))
         .route("/api/v1/observability/metrics", get(metrics))
         .route("/api/v1/observability/events", get(api::events))
@@ -55,6 +59,13 @@ pub fn router(state: AppState) -> Router {
             "/observability/dashboard/broadcast",
             post(api::live::broadcast),
         )
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_read,
+        ));
+    Router::new()
+        .merge(ingest)
+        .merge(read)
         .route("/healthz", get(api::healthz))
         .route("/readyz", get(api::readyz))
         .with_state(state)

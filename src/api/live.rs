@@ -52,6 +52,8 @@ fn parse_query(raw: Option<&str>) -> Result<(Filter, usize), String> {
                 .sessions
                 .push(Uuid::parse_str(&v).map_err(|_| format!("session_id {v:?} is not a UUID"))?),
             "agent_id" => filter.agents.push(v),
+            // Read by the token check (for browsers, which cannot set headers on a WebSocket).
+            "access_token" => {}
             "event_type" => filter.event_types.push(v),
             "backfill" => {
                 backfill = v

@@ -23,6 +23,14 @@ pub struct QueryArgs {
     /// Print the API's JSON (one object per line) instead of a table.
     #[arg(long, global = true)]
     pub json: bool,
+    /// The server's read token, when it has one.
+    #[arg(
+        long,
+        global = true,
+        env = "HIVEWATCH_READ_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -63,6 +71,7 @@ pub struct EventFilters {
 
 pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
     let base = args.endpoint.trim_end_matches('/');
+    let token = args.token.as_deref();
     match &args.what {
         What::Events(f) => {
             let mut params = vec![("limit", f.limit.to_string())];
@@ -79,10 +88,10 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
                     params.push((k, v.clone()));
                 }
             }
-            let page = get(&format!(
-                "{base}/api/v1/observability/events?{}",
-                encode(&params)
-            ))
+            let page = get(
+                &format!("{base}/api/v1/observability/events?{}", encode(&params)),
+                token,
+            )
             .await?;
             for ev in page["events"].as_array().into_iter().flatten() {
                 if args.json {
@@ -108,10 +117,10 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
             if let Some(a) = source_app {
                 params.push(("source_app", a.clone()));
             }
-            let body = get(&format!(
-                "{base}/api/v1/observability/sessions?{}",
-                encode(&params)
-            ))
+            let body = get(
+                &format!("{base}/api/v1/observability/sessions?{}", encode(&params)),
+                token,
+            )
             .await?;
             for ses in body["sessions"].as_array().into_iter().flatten() {
                 if args.json {
@@ -130,7 +139,7 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
             }
         }
         What::Session { id } => {
-            let body = get(&format!("{base}/api/v1/observability/sessions/{id}")).await?;
+            let body = get(&format!("{base}/api/v1/observability/sessions/{id}"), token).await?;
             if args.json {
                 println!("{body}");
             } else {
@@ -178,13 +187,17 @@ fn encode(params: &[(&str, String)]) -> String {
         .join("&")
 }
 
-async fn get(url: &str) -> anyhow::Result<Value> {
+async fn get(url: &str, token: Option<&str>) -> anyhow::Result<Value> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let uri: hyper::Uri = url
         .parse()
         .with_context(|| format!("bad endpoint URL {url:?}"))?;
+    let mut req = hyper::Request::get(uri);
+    if let Some(t) = token {
+        req = req.header(hyper::header::AUTHORIZATION, format!("Bearer {t}"));
+    }
     let resp = client
-        .get(uri)
+        .request(req.body(Empty::new()).context("building the request")?)
         .await
         .with_context(|| format!("cannot reach hivewatch at {url}"))?;
     let status = resp.status();

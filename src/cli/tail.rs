@@ -38,6 +38,9 @@ pub struct TailArgs {
     /// Exit after this many events (default: until interrupted).
     #[arg(long)]
     pub exit_after: Option<u64>,
+    /// The server's read token, when it has one.
+    #[arg(long, env = "HIVEWATCH_READ_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
 }
 
 impl TailArgs {
@@ -58,6 +61,10 @@ impl TailArgs {
             ("source_app", &self.source_apps),
         ] {
             params.extend(values.iter().map(|v| format!("{key}={}", encode(v))));
+        }
+        // Last, so that messages can show the URL up to it.
+        if let Some(t) = &self.token {
+            params.push(format!("access_token={}", encode(t)));
         }
         Ok(format!(
             "{ws}/observability/dashboard/stream?{}",
@@ -128,7 +135,8 @@ pub async fn run(args: TailArgs) -> anyhow::Result<()> {
                 eprintln!("hivewatch tail: disconnected; reconnecting");
             }
             Err(e) if first => {
-                return Err(e).with_context(|| format!("cannot connect to {url}"));
+                let shown = url.split("&access_token=").next().unwrap_or_default();
+                return Err(e).with_context(|| format!("cannot connect to {shown}"));
             }
             Err(_) => {}
         }

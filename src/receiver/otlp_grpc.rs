@@ -28,6 +28,17 @@ use crate::pipeline::Pipeline;
 #[derive(Clone)]
 pub struct OtlpGrpc {
     pipeline: Pipeline,
+    tokens: crate::auth::Tokens,
+}
+
+impl OtlpGrpc {
+    async fn handle<S: Signal>(
+        &self,
+        request: Request<S::Request>,
+    ) -> Result<Response<S::Response>, Status> {
+        crate::auth::check_grpc(&self.tokens, request.metadata())?;
+        handle::<S>(&self.pipeline, request.into_inner()).await
+    }
 }
 
 async fn handle<S: Signal>(
@@ -46,7 +57,7 @@ impl TraceService for OtlpGrpc {
         &self,
         request: Request<ExportTraceServiceRequest>,
     ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        handle::<Traces>(&self.pipeline, request.into_inner()).await
+        self.handle::<Traces>(request).await
     }
 }
 
@@ -56,7 +67,7 @@ impl LogsService for OtlpGrpc {
         &self,
         request: Request<ExportLogsServiceRequest>,
     ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        handle::<Logs>(&self.pipeline, request.into_inner()).await
+        self.handle::<Logs>(request).await
     }
 }
 
@@ -66,7 +77,7 @@ impl MetricsService for OtlpGrpc {
         &self,
         request: Request<ExportMetricsServiceRequest>,
     ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        handle::<Metrics>(&self.pipeline, request.into_inner()).await
+        self.handle::<Metrics>(request).await
     }
 }
 
@@ -74,10 +85,11 @@ impl MetricsService for OtlpGrpc {
 pub async fn serve(
     listener: TcpListener,
     pipeline: Pipeline,
+    tokens: crate::auth::Tokens,
     max_message_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let svc = OtlpGrpc { pipeline };
+    let svc = OtlpGrpc { pipeline, tokens };
     macro_rules! configure {
         ($server:ident) => {
             $server::new(svc.clone())
