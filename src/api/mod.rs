@@ -1,6 +1,7 @@
 //! The read side: events with filters and cursor pagination, sessions, one session's timeline, health.
 
 pub mod live;
+pub mod web;
 
 use axum::Json;
 use axum::body::Body;
