@@ -47,6 +47,9 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     writeln!(out, "  OTLP gRPC  grpc://{grpc}")?;
     writeln!(out, "  OTLP HTTP  http://{http}  (hook endpoint, API)")?;
     writeln!(out, "  store      {}", store.describe())?;
+    if let Some(e) = args.export_config() {
+        writeln!(out, "  export     {} ({:?})", e.endpoint, e.protocol)?;
+    }
     if let Some(s) = &stream {
         let url = crate::stream::describe_redis_url(&s.url);
         writeln!(out, "  stream     redis://{url}  key {}", s.key)?;
@@ -69,6 +72,15 @@ pub async fn serve(
             let (feed, status, task) = crate::stream::start(store.clone(), config);
             pipeline_config.feed = Some(feed);
             (Some(status), Some(task))
+        }
+        None => (None, None),
+    };
+    let (export_stats, exporter) = match args.export_config() {
+        Some(config) => {
+            let (feed, stats, task) =
+                crate::export::start(config).context("cannot set up the OTLP exporter")?;
+            pipeline_config.export = Some(feed);
+            (Some(stats), Some(task))
         }
         None => (None, None),
     };
@@ -112,6 +124,7 @@ pub async fn serve(
         queue: Some(pipeline.queue_gauge()),
         pool: Some(store.pool_gauge()),
         hub: Some(hub.stats.clone()),
+        export: export_stats,
     })?;
     let sessions_count = crate::metrics::get().map(|m| {
         tokio::spawn(count_active_sessions(
@@ -161,6 +174,11 @@ pub async fn serve(
         .context("pipeline task")?;
     for task in [retention, sessions_count, follower].into_iter().flatten() {
         task.abort();
+    }
+    if let Some(task) = exporter
+        && tokio::time::timeout(deadline, task).await.is_err()
+    {
+        tracing::warn!("the OTLP exporter did not finish in time");
     }
     // With the committer gone the publisher sends what it was handed, then ends; the rest stays in the outbox.
     if let Some(task) = publisher

@@ -180,6 +180,15 @@ pub struct ServeArgs {
     /// Outbox rows that another hivewatch left unpublished for this long are published by this one, in seconds.
     #[arg(long, env = "HIVEWATCH_OUTBOX_TAKEOVER_SECS", default_value_t = 30)]
     pub outbox_takeover_secs: u64,
+    /// Export the spans assembled from hook events over OTLP to this endpoint (gRPC: `http://host:4317`; HTTP:
+    /// the full `…/v1/traces` URL with `--otlp-export-protocol http`).
+    #[arg(long, env = "HIVEWATCH_OTLP_EXPORT_ENDPOINT")]
+    pub otlp_export_endpoint: Option<String>,
+    #[arg(long, env = "HIVEWATCH_OTLP_EXPORT_PROTOCOL", value_enum, default_value_t = crate::export::ExportProtocol::Grpc)]
+    pub otlp_export_protocol: crate::export::ExportProtocol,
+    /// A session without SessionEnd gets its session span once idle this long (`30m`, `90s`).
+    #[arg(long, env = "HIVEWATCH_OTLP_EXPORT_SESSION_IDLE", value_parser = parse_duration, default_value = "30m")]
+    pub otlp_export_session_idle: Duration,
     /// Bearer token that ingest requests must carry (OTLP gRPC `authorization` metadata, HTTP `Authorization`).
     #[arg(long, env = "HIVEWATCH_INGEST_TOKEN")]
     pub ingest_token: Option<Secret>,
@@ -272,6 +281,13 @@ impl ServeArgs {
                 url.split(':').next().unwrap_or_default()
             )));
         }
+        if let Some(e) = &self.otlp_export_endpoint
+            && !(e.starts_with("http://") || e.starts_with("https://"))
+        {
+            return Err(ConfigError::Invalid(format!(
+                "--otlp-export-endpoint must be an http:// or https:// URL (got {e:?})"
+            )));
+        }
         if self.retention.is_some_and(|r| r.is_zero()) || self.retention_interval.is_zero() {
             return Err(ConfigError::Invalid(
                 "--retention and --retention-interval must be longer than zero".into(),
@@ -327,6 +343,19 @@ impl ServeArgs {
 
     pub fn shutdown_timeout(&self) -> Duration {
         Duration::from_secs(self.shutdown_timeout_secs)
+    }
+
+    pub fn export_config(&self) -> Option<crate::export::ExportConfig> {
+        let endpoint = self
+            .otlp_export_endpoint
+            .as_deref()
+            .map(str::trim)
+            .filter(|e| !e.is_empty())?;
+        Some(crate::export::ExportConfig {
+            endpoint: endpoint.to_string(),
+            protocol: self.otlp_export_protocol,
+            session_idle: self.otlp_export_session_idle,
+        })
     }
 
     pub fn tokens(&self) -> crate::auth::Tokens {

@@ -18,6 +18,7 @@ pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod export;
 pub mod hook_client;
 pub mod http;
 pub mod live;

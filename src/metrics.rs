@@ -87,6 +87,8 @@ pub struct Sources {
     pub pool: Option<Arc<dyn Fn() -> (u64, u64) + Send + Sync>>,
     /// The live stream's counters.
     pub hub: Option<Arc<crate::live::HubStats>>,
+    /// The OTLP exporter's counters.
+    pub export: Option<Arc<crate::export::ExportStats>>,
 }
 
 impl Metrics {
@@ -433,6 +435,28 @@ fn register_gauges(meter: &Meter, sources: &Sources, sessions_active: Arc<Atomic
                 o.observe(in_use, &[KeyValue::new("state", "in_use")]);
                 o.observe(idle, &[KeyValue::new("state", "idle")]);
             })
+            .build();
+    }
+    if let Some(export) = sources.export.clone() {
+        let stats = export.clone();
+        meter
+            .u64_observable_counter("hivewatch_export_spans_exported")
+            .with_description("Assembled spans exported over OTLP")
+            .with_callback(move |o| o.observe(stats.exported.load(Ordering::Relaxed), &[]))
+            .build();
+        let stats = export.clone();
+        meter
+            .u64_observable_counter("hivewatch_export_spans_dropped")
+            .with_description(
+                "Spans (or committed events, when the export queue was full) given up on",
+            )
+            .with_callback(move |o| o.observe(stats.dropped.load(Ordering::Relaxed), &[]))
+            .build();
+        let stats = export;
+        meter
+            .u64_observable_counter("hivewatch_export_failures")
+            .with_description("Failed OTLP export attempts (retried, then dropped)")
+            .with_callback(move |o| o.observe(stats.failures.load(Ordering::Relaxed), &[]))
             .build();
     }
     if let Some(hub) = sources.hub.clone() {

@@ -32,6 +32,8 @@ pub struct PipelineConfig {
     pub feed: Option<CommitFeed>,
     /// The live stream, fed straight from commits (without Redis; with Redis it reads the stream instead).
     pub live: Option<crate::live::Hub>,
+    /// OTLP export of assembled spans.
+    pub export: Option<crate::export::ExportFeed>,
 }
 
 /// One committed batch, as the sinks downstream of the store see it.
@@ -61,6 +63,7 @@ impl Default for PipelineConfig {
             enqueue_timeout: Duration::from_millis(500),
             feed: None,
             live: None,
+            export: None,
         }
     }
 }
@@ -102,6 +105,7 @@ impl Pipeline {
             config.max_batch_events.max(1),
             config.feed,
             config.live,
+            config.export,
         ));
         (
             Pipeline {
@@ -167,6 +171,7 @@ async fn run_committer(
     max_batch_events: usize,
     feed: Option<CommitFeed>,
     live: Option<crate::live::Hub>,
+    export: Option<crate::export::ExportFeed>,
 ) {
     let owner = feed.as_ref().map(|f| f.owner.clone());
     let mut last_requests = 0;
@@ -239,6 +244,9 @@ async fn run_committer(
             let events: Arc<[StoredEvent]> = outcome.inserted.into();
             if let Some(hub) = &live {
                 hub.publish(events.clone());
+            }
+            if let Some(export) = &export {
+                export.send(events.clone());
             }
             if let Some(feed) = &feed {
                 let committed = Committed {
