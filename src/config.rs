@@ -186,6 +186,9 @@ pub struct ServeArgs {
     pub otlp_export_endpoint: Option<String>,
     #[arg(long, env = "HIVEWATCH_OTLP_EXPORT_PROTOCOL", value_enum, default_value_t = crate::export::ExportProtocol::Grpc)]
     pub otlp_export_protocol: crate::export::ExportProtocol,
+    /// Also export the OTLP spans other senders sent, as they came.
+    #[arg(long, env = "HIVEWATCH_OTLP_EXPORT_FORWARD_SPANS")]
+    pub otlp_export_forward_spans: bool,
     /// A session without SessionEnd gets its session span once idle this long (`30m`, `90s`).
     #[arg(long, env = "HIVEWATCH_OTLP_EXPORT_SESSION_IDLE", value_parser = parse_duration, default_value = "30m")]
     pub otlp_export_session_idle: Duration,
@@ -355,6 +358,7 @@ impl ServeArgs {
             endpoint: endpoint.to_string(),
             protocol: self.otlp_export_protocol,
             session_idle: self.otlp_export_session_idle,
+            forward_spans: self.otlp_export_forward_spans,
         })
     }
 

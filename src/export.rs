@@ -44,6 +44,8 @@ pub struct ExportConfig {
     pub protocol: ExportProtocol,
     /// A session with no event for this long gets its session span without a SessionEnd.
     pub session_idle: Duration,
+    /// Also export the spans other senders sent (OTLP traces), with their own ids, names, times and attributes.
+    pub forward_spans: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -122,7 +124,10 @@ async fn run(
     config: ExportConfig,
     stats: Arc<ExportStats>,
 ) {
-    let mut assembler = Assembler::default();
+    let mut assembler = Assembler {
+        forward_spans: config.forward_spans,
+        ..Default::default()
+    };
     let mut pending: Vec<SpanData> = Vec::new();
     let mut flush = tokio::time::interval(FLUSH_EVERY);
     let mut sweep = tokio::time::interval(config.session_idle.min(Duration::from_secs(30)));
@@ -184,6 +189,7 @@ async fn export_with_retry(
 #[derive(Default)]
 struct Assembler {
     sessions: HashMap<Uuid, SessionState>,
+    forward_spans: bool,
 }
 
 struct SessionState {
@@ -211,6 +217,10 @@ fn text<'a>(payload: &'a Value, key: &str) -> Option<&'a str> {
 impl Assembler {
     fn add(&mut self, se: &StoredEvent, out: &mut Vec<SpanData>) {
         let ev = &se.event;
+        if ev.source == Source::OtlpSpan && self.forward_spans {
+            out.push(forwarded(se));
+            return;
+        }
         if !matches!(ev.source, Source::Hook | Source::Api) {
             return;
         }
@@ -311,6 +321,57 @@ impl Assembler {
             }
         }
     }
+}
+
+/// A received span as it came: its ids, name, kind, times, status and attributes.
+fn forwarded(se: &StoredEvent) -> SpanData {
+    let ev = &se.event;
+    let p = &ev.payload;
+    let nanos = |k: &str| {
+        p.get(k)
+            .and_then(Value::as_u64)
+            .map(|n| SystemTime::UNIX_EPOCH + Duration::from_nanos(n))
+    };
+    let attributes = p
+        .get("attributes")
+        .and_then(Value::as_object)
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| match v {
+                    Value::String(s) => KeyValue::new(k.clone(), s.clone()),
+                    Value::Bool(b) => KeyValue::new(k.clone(), *b),
+                    Value::Number(n) if n.is_i64() => {
+                        KeyValue::new(k.clone(), n.as_i64().unwrap_or(0))
+                    }
+                    Value::Number(n) => KeyValue::new(k.clone(), n.as_f64().unwrap_or(0.0)),
+                    other => KeyValue::new(k.clone(), other.to_string()),
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let start = nanos("start_time_unix_nano").unwrap_or_else(|| to_system(ev.created_at));
+    let end = nanos("end_time_unix_nano").unwrap_or(start);
+    let mut data = build(
+        OtelTraceId::from_bytes(ev.trace_id.0),
+        otel_span_id(ev.span_id),
+        otel_span_id(ev.parent_span_id),
+        text(p, "name").unwrap_or("span").to_string(),
+        ev.created_at,
+        ev.created_at,
+        attributes,
+        ev.status == crate::model::Status::Error,
+        Vec::new(),
+    );
+    data.start_time = start;
+    data.end_time = end.max(start);
+    data.span_kind = match p.get("kind").and_then(Value::as_i64) {
+        Some(2) => SpanKind::Server,
+        Some(3) => SpanKind::Client,
+        Some(4) => SpanKind::Producer,
+        Some(5) => SpanKind::Consumer,
+        _ => SpanKind::Internal,
+    };
+    data
 }
 
 fn common_attributes(se: &StoredEvent, operation: &'static str) -> Vec<KeyValue> {

@@ -234,3 +234,46 @@ async fn an_unreachable_export_endpoint_never_slows_ingest() {
         50
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn spans_from_other_senders_are_forwarded_as_they_came_when_asked() {
+    let receiver = Server::start();
+    let exporter = Server::start_with(&[
+        "--otlp-export-endpoint",
+        &receiver.grpc,
+        "--otlp-export-forward-spans",
+    ]);
+    let traces = common::fixture("otlp-json/export_traces.json");
+    let (status, _) = exporter.post_json("/v1/traces", &traces).await;
+    assert_eq!(status, 200);
+    let sent = exporter.all_events("source=otlp_span").await;
+    assert!(!sent.is_empty());
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let got = loop {
+        let got = receiver.all_events("source=otlp_span").await;
+        if got.len() >= sent.len() || Instant::now() > deadline {
+            break got;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(got.len(), sent.len());
+    let by_span: HashMap<&str, &Value> = got
+        .iter()
+        .map(|e| (e["span_id"].as_str().unwrap(), e))
+        .collect();
+    for s in &sent {
+        let r = by_span[s["span_id"].as_str().unwrap()];
+        for field in [
+            "trace_id",
+            "parent_span_id",
+            "session_id",
+            "latency_ms",
+            "created_at",
+            "status",
+        ] {
+            assert_eq!(r[field], s[field], "{field}");
+        }
+        assert_eq!(r["payload"]["name"], s["payload"]["name"]);
+        assert_eq!(r["payload"]["kind"], s["payload"]["kind"]);
+    }
+}
