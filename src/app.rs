@@ -104,6 +104,7 @@ pub async fn serve(
         .retention
         .map(|age| tokio::spawn(run_retention(store.clone(), age, args.retention_interval)));
     let (stop_tx, stop_rx) = watch::channel(false);
+    let stopping = stop_rx.clone();
     let stopped = move || {
         let mut rx = stop_rx.clone();
         async move {
@@ -133,6 +134,7 @@ pub async fn serve(
         ))
     });
     let state = AppState {
+        stopping,
         pipeline,
         store,
         stream: stream_status,
@@ -212,8 +214,13 @@ async fn run_retention(store: Store, age: std::time::Duration, every: std::time:
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let cutoff =
-            chrono::Utc::now() - chrono::Duration::from_std(age).unwrap_or(chrono::Duration::MAX);
+        // An age beyond what a date can express keeps everything.
+        let Some(cutoff) = chrono::Duration::from_std(age)
+            .ok()
+            .and_then(|age| chrono::Utc::now().checked_sub_signed(age))
+        else {
+            continue;
+        };
         match store.delete_older_than(cutoff).await {
             Ok(d) if d == Default::default() => {
                 tracing::debug!("retention: nothing older than {cutoff}")

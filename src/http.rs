@@ -23,6 +23,8 @@ pub struct AppState {
     /// The live stream's fan-out.
     pub hub: crate::live::Hub,
     pub tokens: crate::auth::Tokens,
+    /// Turns true when shutdown starts: long-lived connections (the live stream) close then.
+    pub stopping: tokio::sync::watch::Receiver<bool>,
 }
 
 pub fn router(state: AppState) -> Router {

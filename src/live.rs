@@ -81,8 +81,11 @@ impl Registry {
         if filter.sessions.is_empty() {
             self.by_session.entry(None).or_default().push(id);
         }
-        for s in &filter.sessions {
-            self.by_session.entry(Some(*s)).or_default().push(id);
+        let mut sessions = filter.sessions.clone();
+        sessions.sort_unstable();
+        sessions.dedup();
+        for s in sessions {
+            self.by_session.entry(Some(s)).or_default().push(id);
         }
     }
 
@@ -116,6 +119,8 @@ pub struct HubStats {
     pub sent: AtomicU64,
     pub dropped: AtomicU64,
     pub connections: AtomicU64,
+    /// Events the hub itself could not take (its queue was full): every client missed them.
+    pub lost: AtomicU64,
 }
 
 /// A registered client's end: its queue, its broadcast notices, and its counters.
@@ -172,6 +177,7 @@ impl Hub {
         let n = events.len() as u64;
         if self.tx.try_send(events).is_err() {
             self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+            self.stats.lost.fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -278,11 +284,19 @@ pub fn event_frame(ev: &StoredEvent) -> String {
 pub async fn follow_redis(hub: Hub, url: String, key: String) {
     use redis::AsyncCommands;
     use redis::streams::{StreamReadOptions, StreamReadReply};
-    let mut last_id = "$".to_string();
+    // `$` would mean "after whatever is last at each read": after a reconnect, entries added meanwhile would be
+    // skipped. Start from the entry that is last now, by its id.
+    let mut last_id: Option<String> = None;
     let mut logged = false;
     loop {
+        // XREAD blocks for a second: the connection must wait longer than that for an answer.
+        let config = redis::AsyncConnectionConfig::new()
+            .set_response_timeout(Some(std::time::Duration::from_secs(5)));
         let conn = match redis::Client::open(url.as_str()) {
-            Ok(c) => c.get_multiplexed_async_connection().await,
+            Ok(c) => {
+                c.get_multiplexed_async_connection_with_config(&config)
+                    .await
+            }
             Err(e) => Err(e),
         };
         let mut conn = match conn {
@@ -298,11 +312,25 @@ pub async fn follow_redis(hub: Hub, url: String, key: String) {
         if std::mem::take(&mut logged) {
             tracing::info!("live stream reads Redis again");
         }
+        if last_id.is_none() {
+            let newest: redis::RedisResult<redis::streams::StreamRangeReply> =
+                conn.xrevrange_count(&key, "+", "-", 1).await;
+            match newest {
+                Ok(r) => last_id = Some(r.ids.first().map_or("0-0".to_string(), |e| e.id.clone())),
+                Err(e) => {
+                    tracing::warn!(error = %e, "live stream cannot read Redis; retrying");
+                    logged = true;
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    continue;
+                }
+            }
+        }
         loop {
+            let from = last_id.clone().unwrap_or_else(|| "0-0".into());
             let reply: redis::RedisResult<Option<StreamReadReply>> = conn
                 .xread_options(
                     &[&key],
-                    &[&last_id],
+                    &[&from],
                     &StreamReadOptions::default().count(1000).block(1000),
                 )
                 .await;
@@ -316,7 +344,7 @@ pub async fn follow_redis(hub: Hub, url: String, key: String) {
             };
             let mut batch = Vec::new();
             for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-                last_id = entry.id.clone();
+                last_id = Some(entry.id.clone());
                 let data: Option<String> = entry.get("data");
                 if let Some(ev) = data.and_then(|d| serde_json::from_str::<StoredEvent>(&d).ok()) {
                     batch.push(ev);

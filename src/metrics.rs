@@ -601,9 +601,17 @@ type Series = (usize, Vec<String>);
 #[derive(Default)]
 struct ClaudeCodeTotals {
     totals: Arc<Mutex<HashMap<Series, f64>>>,
-    last_cumulative: Mutex<HashMap<u64, f64>>,
+    /// The last point of each cumulative stream, and when it came (streams quiet for an hour are forgotten).
+    last_cumulative: Mutex<HashMap<u64, (f64, Instant)>>,
+    /// Label values seen per label name; past [`MAX_LABEL_VALUES`] a new value is counted as `other`.
+    label_values: Mutex<HashMap<&'static str, HashSet<String>>>,
     registered: AtomicBool,
 }
+
+/// Distinct values of one Claude Code label (model, type, …) given their own series.
+const MAX_LABEL_VALUES: usize = 100;
+/// Cumulative streams remembered before quiet ones are forgotten.
+const MAX_CUMULATIVE_STREAMS: usize = 10_000;
 
 impl ClaudeCodeTotals {
     fn register(&self, meter: &Meter) {
@@ -641,6 +649,10 @@ impl ClaudeCodeTotals {
             .last_cumulative
             .lock()
             .unwrap_or_else(|p| p.into_inner());
+        let mut seen = self.label_values.lock().unwrap_or_else(|p| p.into_inner());
+        if last.len() > MAX_CUMULATIVE_STREAMS {
+            last.retain(|_, (_, at)| at.elapsed() < std::time::Duration::from_secs(3600));
+        }
         for rm in &req.resource_metrics {
             let resource = rm
                 .resource
@@ -681,8 +693,20 @@ impl ClaudeCodeTotals {
                                 })
                                 .unwrap_or_default()
                         };
-                        let values: Vec<String> =
-                            FAMILIES[i].labels.iter().map(|k| attr(k)).collect();
+                        let values: Vec<String> = FAMILIES[i]
+                            .labels
+                            .iter()
+                            .map(|k| {
+                                let v = attr(k);
+                                let known = seen.entry(*k).or_default();
+                                if known.contains(&v) || known.len() < MAX_LABEL_VALUES {
+                                    known.insert(v.clone());
+                                    v
+                                } else {
+                                    "other".to_string()
+                                }
+                            })
+                            .collect();
                         let increase = if cumulative {
                             let mut h = std::collections::hash_map::DefaultHasher::new();
                             (i, dp.start_time_unix_nano).hash(&mut h);
@@ -690,10 +714,10 @@ impl ClaudeCodeTotals {
                                 a.key.hash(&mut h);
                                 format!("{:?}", a.value).hash(&mut h);
                             }
-                            let previous = last.insert(h.finish(), value);
+                            let previous = last.insert(h.finish(), (value, Instant::now()));
                             match previous {
                                 // A lower value means the sender restarted its count.
-                                Some(p) if p <= value => value - p,
+                                Some((p, _)) if p <= value => value - p,
                                 _ => value,
                             }
                         } else {

@@ -15,7 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::model::redact::redact_json;
 use crate::model::{AgentEvent, StoredEvent};
-use crate::store::{Store, StoreError};
+use crate::store::{CommitFailure, CommitOutcome, Store, StoreError};
 
 /// Longest a commit waits for the rest of a concurrent wave of requests (only when the last batch was large).
 const LINGER: Duration = Duration::from_millis(1);
@@ -76,6 +76,9 @@ pub enum SubmitError {
     Store(StoreError),
     #[error("hivewatch is shutting down")]
     ShuttingDown,
+    /// The store cannot hold this request's data; retrying will not help.
+    #[error("the store refused these events: {0}")]
+    Rejected(String),
 }
 
 /// What a committed request learns.
@@ -136,6 +139,7 @@ impl Pipeline {
         }
         for ev in &mut events {
             redact_json(&mut ev.payload);
+            ev.make_storable();
         }
         let permit = match tokio::time::timeout(self.enqueue_timeout, self.tx.reserve()).await {
             Ok(Ok(permit)) => permit,
@@ -145,6 +149,7 @@ impl Pipeline {
         let (ack, done) = oneshot::channel();
         permit.send(Submission { events, ack });
         match done.await {
+            Ok(Err(StoreError::Rejected(m))) => Err(SubmitError::Rejected(m)),
             Ok(result) => result.map_err(SubmitError::Store),
             Err(_) => Err(SubmitError::ShuttingDown),
         }
@@ -165,6 +170,37 @@ impl Batch {
     }
 }
 
+/// Where committed batches go after the store.
+struct Downstream {
+    feed: Option<CommitFeed>,
+    live: Option<crate::live::Hub>,
+    export: Option<crate::export::ExportFeed>,
+}
+
+impl Downstream {
+    fn deliver(&self, outcome: CommitOutcome) {
+        if outcome.inserted.is_empty() {
+            return;
+        }
+        let events: Arc<[StoredEvent]> = outcome.inserted.into();
+        if let Some(hub) = &self.live {
+            hub.publish(events.clone());
+        }
+        if let Some(export) = &self.export {
+            export.send(events.clone());
+        }
+        if let Some(feed) = &self.feed {
+            let committed = Committed {
+                outbox_seq: outcome.outbox_seq,
+                events,
+            };
+            if feed.tx.try_send(committed).is_err() {
+                feed.overflowed.store(true, Ordering::Release);
+            }
+        }
+    }
+}
+
 async fn run_committer(
     mut rx: mpsc::Receiver<Submission>,
     store: Store,
@@ -174,6 +210,7 @@ async fn run_committer(
     export: Option<crate::export::ExportFeed>,
 ) {
     let owner = feed.as_ref().map(|f| f.owner.clone());
+    let downstream = Downstream { feed, live, export };
     let mut last_requests = 0;
     // An outage fails every commit: it is logged when it starts and when it ends, not once per batch.
     let mut failing = false;
@@ -200,17 +237,9 @@ async fn run_committer(
         }
         last_requests = batch.acks.len();
         let (size, requests) = (batch.events.len(), batch.acks.len());
-        let started = std::time::Instant::now();
-        let result = store.commit(batch.events, owner.as_deref()).await;
-        let took = started.elapsed();
+        let (result, took) = commit(&store, batch.events, owner.as_deref()).await;
         let commit_us = took.as_micros() as u64;
-        if let Some(m) = crate::metrics::get() {
-            match &result {
-                Ok(outcome) => m.committed(&outcome.inserted, outcome.duplicates, took),
-                Err(_) => m.commit_failed(),
-            }
-        }
-        match &result {
+        match result {
             Ok(outcome) => {
                 if std::mem::take(&mut failing) {
                     tracing::info!("store available again; commits succeed");
@@ -222,41 +251,68 @@ async fn run_committer(
                     inserted = outcome.inserted.len(),
                     duplicates = outcome.duplicates,
                     "committed"
-                )
+                );
+                for (ack, n) in batch.acks {
+                    // The request may have gone away (client hung up); its events are committed all the same.
+                    let _ = ack.send(Ok(Accepted { events: n }));
+                }
+                downstream.deliver(outcome);
             }
-            Err(e) if !failing => {
-                failing = true;
-                tracing::warn!(batch = size, requests, error = %e, "commit failed; answering 503 until the store recovers")
+            // The store refused something in the batch (data it cannot hold): commit each request on its own, so
+            // that only the one that carried it is refused.
+            Err(CommitFailure {
+                error: StoreError::Rejected(reason),
+                events,
+            }) if batch.acks.len() > 1 && events.len() == size => {
+                tracing::warn!(requests, error = %reason, "the store refused data in a batch; committing its requests one by one");
+                let mut events = events.into_iter();
+                for (ack, n) in batch.acks {
+                    let own: Vec<AgentEvent> = events.by_ref().take(n).collect();
+                    let answer = match commit(&store, own, owner.as_deref()).await.0 {
+                        Ok(outcome) => {
+                            downstream.deliver(outcome);
+                            Ok(Accepted { events: n })
+                        }
+                        Err(f) => Err(f.error),
+                    };
+                    let _ = ack.send(answer);
+                }
             }
-            Err(e) => tracing::debug!(batch = size, requests, error = %e, "commit failed"),
-        }
-        for (ack, n) in batch.acks {
-            let answer = match &result {
-                Ok(_) => Ok(Accepted { events: n }),
-                Err(e) => Err(StoreError::Unavailable(e.to_string())),
-            };
-            // The request may have gone away (client hung up); its events are committed all the same.
-            let _ = ack.send(answer);
-        }
-        if let Ok(outcome) = result
-            && !outcome.inserted.is_empty()
-        {
-            let events: Arc<[StoredEvent]> = outcome.inserted.into();
-            if let Some(hub) = &live {
-                hub.publish(events.clone());
-            }
-            if let Some(export) = &export {
-                export.send(events.clone());
-            }
-            if let Some(feed) = &feed {
-                let committed = Committed {
-                    outbox_seq: outcome.outbox_seq,
-                    events,
-                };
-                if feed.tx.try_send(committed).is_err() {
-                    feed.overflowed.store(true, Ordering::Release);
+            Err(CommitFailure { error, .. }) => {
+                if matches!(error, StoreError::Rejected(_)) {
+                    tracing::warn!(batch = size, error = %error, "the store refused a request's data");
+                } else if !failing {
+                    failing = true;
+                    tracing::warn!(batch = size, requests, error = %error, "commit failed; answering 503 until the store recovers");
+                } else {
+                    tracing::debug!(batch = size, requests, error = %error, "commit failed");
+                }
+                for (ack, _) in batch.acks {
+                    let answer = match &error {
+                        StoreError::Rejected(m) => StoreError::Rejected(m.clone()),
+                        e => StoreError::Unavailable(e.to_string()),
+                    };
+                    let _ = ack.send(Err(answer));
                 }
             }
         }
     }
+}
+
+/// One commit, timed and counted.
+async fn commit(
+    store: &Store,
+    events: Vec<AgentEvent>,
+    owner: Option<&str>,
+) -> (Result<CommitOutcome, CommitFailure>, std::time::Duration) {
+    let started = std::time::Instant::now();
+    let result = store.commit(events, owner).await;
+    let took = started.elapsed();
+    if let Some(m) = crate::metrics::get() {
+        match &result {
+            Ok(outcome) => m.committed(&outcome.inserted, outcome.duplicates, took),
+            Err(_) => m.commit_failed(),
+        }
+    }
+    (result, took)
 }

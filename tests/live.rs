@@ -341,3 +341,43 @@ async fn tail_prints_one_line_per_event() {
         "{text}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_with_clients_connected_closes_them_and_exits_cleanly() {
+    let mut server = Server::start_with(&["--shutdown-timeout-secs", "20"]);
+    let mut ws = connect(&server, "backfill=0").await;
+    next(&mut ws, false).await;
+    let started = Instant::now();
+    let status = server.terminate();
+    assert!(status.success(), "{status:?}: {}", server.stderr_log());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    // The client was told goodbye.
+    let end = tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap();
+    assert!(
+        matches!(end, Some(Ok(Message::Close(_))) | None | Some(Err(_))),
+        "{end:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_session_named_twice_in_a_filter_gets_each_event_once() {
+    let server = Server::start();
+    let s = Uuid::new_v4();
+    let mut ws = connect(
+        &server,
+        &format!("session_id={s}&session_id={s}&backfill=0"),
+    )
+    .await;
+    next(&mut ws, false).await;
+    post(&server, s, "Notification", 1).await;
+    post(&server, s, "Stop", 2).await;
+    let got = events(&mut ws, 2).await;
+    assert_eq!(ids(&got).len(), 2);
+    assert_ne!(got[0]["id"], got[1]["id"], "{got:#?}");
+}

@@ -431,3 +431,105 @@ async fn retention_deletes_old_events(mut args: Vec<String>) {
     );
     assert!(server.stderr_log().contains("retention: deleted"));
 }
+
+/// Values a sender can put in an event that no database column takes as they are.
+async fn hostile_values_are_stored(args: Vec<String>) {
+    let server = start(&args);
+    let session = Uuid::new_v4();
+    let odd = json!([
+        {"session_id": session, "hook_event_name": "Notification", "message": "nul \u{0} inside", "k\u{0}": "v"},
+        {"session_id": session, "hook_event_name": format!("Custom{}", "x".repeat(300))},
+        {"session_id": session, "hook_event_name": "PostToolUse", "tool_use_id": "t1", "tool_name": "Bash", "duration_ms": 9e18},
+    ]);
+    let (status, body) = server.post_json("/api/v1/observability/event", &odd).await;
+    assert_eq!(status, 200, "{body}");
+    // Token totals that would overflow, and a cost that is not a number, from native telemetry.
+    let mut logs = common::fixture("otlp-json/export_logs.json");
+    for rl in logs["resourceLogs"].as_array_mut().unwrap() {
+        for sl in rl["scopeLogs"].as_array_mut().unwrap() {
+            for r in sl["logRecords"].as_array_mut().unwrap() {
+                for a in r["attributes"].as_array_mut().unwrap() {
+                    match a["key"].as_str().unwrap() {
+                        "session.id" => a["value"] = json!({"stringValue": session.to_string()}),
+                        "input_tokens" => {
+                            a["value"] = json!({"stringValue": "9000000000000000000"})
+                        }
+                        "cost_usd" => a["value"] = json!({"stringValue": "NaN"}),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    for _ in 0..2 {
+        let (status, body) = server.post_json("/v1/logs", &logs).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let stored = server.all_events(&format!("session_id={session}")).await;
+    assert!(stored.len() >= 3);
+    let note = stored
+        .iter()
+        .find(|e| e["event_type"] == "Notification")
+        .unwrap();
+    assert_eq!(note["payload"]["message"], "nul  inside");
+    assert_eq!(note["payload"]["k"], "v");
+    assert!(
+        stored
+            .iter()
+            .any(|e| e["event_type"].as_str().unwrap().len() == 200)
+    );
+    let s = server
+        .get(&format!("/api/v1/observability/sessions/{session}"))
+        .await;
+    assert!(s["input_tokens"].as_i64().unwrap() >= 0, "{s:#}");
+    assert!(s["cost_usd"].as_f64().unwrap().is_finite());
+    // And the store takes ordinary events afterwards.
+    let (status, _) = server
+        .post_json(
+            "/api/v1/observability/event",
+            &json!({"session_id": session, "hook_event_name": "Stop"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_values_are_stored_on_postgres() {
+    let db = fresh_database().await;
+    hostile_values_are_stored(pg(&db)).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_values_are_stored_on_sqlite() {
+    hostile_values_are_stored(Vec::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_id_twice_in_a_batch_counts_once() {
+    for args in [pg(&fresh_database().await), Vec::new()] {
+        let server = start(&args);
+        let session = Uuid::new_v4();
+        let id = Uuid::now_v7();
+        // The header's id applies to every item of the array: the second is a duplicate of the first.
+        let items = json!([
+            tool_event(session, "PreToolUse", "t1"),
+            tool_event(session, "PostToolUse", "t1"),
+        ]);
+        let resp = client()
+            .post(server.url("/api/v1/observability/event"))
+            .header("x-hivewatch-event-id", id.to_string())
+            .json(&items)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), 200);
+        let s = server
+            .get(&format!("/api/v1/observability/sessions/{session}"))
+            .await;
+        assert_eq!(s["event_count"], 1, "{args:?}: {s:#}");
+        assert_eq!(s["tool_call_count"], 0, "{args:?}: only the Pre was stored");
+        let stored = server.all_events(&format!("session_id={session}")).await;
+        assert_eq!(stored.len(), 1);
+        assert!(stored[0]["latency_ms"].is_null(), "{args:?}");
+    }
+}

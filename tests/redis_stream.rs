@@ -379,3 +379,32 @@ async fn an_embedded_store_restarted_during_a_redis_outage_publishes_its_outbox_
     assert_eq!(in_order, ids, "commit order across the restart");
     drop(second);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn consume_waits_on_an_idle_stream_until_an_event_comes() {
+    let (db, redis_url) = (fresh_database().await, shared_redis().await);
+    let key = unique_stream_key("idle_consumer");
+    let server = start(&db, &redis_url, &key);
+    let consumer = std::process::Command::new(env!("CARGO_BIN_EXE_hivewatch"))
+        .args(["consume", "--redis-url", &redis_url, "--stream-key", &key])
+        .args([
+            "--group",
+            "late",
+            "--consumer",
+            "c1",
+            "--exit-after",
+            "1",
+            "--json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Several of its blocking reads come back empty first.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert_eq!(post_event(&server, Uuid::new_v4(), 0).await, 200);
+    let out = tokio::task::spawn_blocking(move || consumer.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    assert!(out.status.success());
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1);
+}

@@ -117,7 +117,19 @@ async fn serve_client(
 ) {
     let mut heartbeat = tokio::time::interval(state.hub.heartbeat);
     heartbeat.tick().await;
+    // What this client missed: its own queue's overflows, and what the hub lost for everyone since it connected.
+    let lost_at_start = state.hub.stats.lost.load(Ordering::Relaxed);
+    let missed_now = |sub: &Subscription| {
+        sub.info.missed.load(Ordering::Relaxed)
+            + state
+                .hub
+                .stats
+                .lost
+                .load(Ordering::Relaxed)
+                .saturating_sub(lost_at_start)
+    };
     let mut reported_missed = 0;
+    let mut stopping = state.stopping.clone();
     // Ids sent by the last backfill: the queue may hold them too (committed while the backfill was read).
     let mut backfilled = match send_backfill(&state, &mut socket, &filter, backfill).await {
         Some(ids) => ids,
@@ -125,6 +137,14 @@ async fn serve_client(
     };
     loop {
         tokio::select! {
+            changed = stopping.changed() => {
+                let stop = changed.is_err() || *stopping.borrow_and_update();
+                if stop {
+                    // Shutdown: say goodbye so that clients reconnect to whoever serves next.
+                    let _ = socket.send(Message::Close(None)).await;
+                    return;
+                }
+            }
             next = sub.events.recv() => {
                 let Some(out) = next else { return };
                 if !filter.matches(&out.event) || backfilled.remove(&out.event.id) {
@@ -134,7 +154,7 @@ async fn serve_client(
                     return;
                 }
                 sub.info.sent.fetch_add(1, Ordering::Relaxed);
-                let missed = sub.info.missed.load(Ordering::Relaxed);
+                let missed = missed_now(&sub);
                 if missed > reported_missed {
                     let msg = json!({"type": "missed", "count": missed - reported_missed});
                     reported_missed = missed;
@@ -155,7 +175,7 @@ async fn serve_client(
                     return;
                 }
                 // A client that stopped reading still gets told what it missed.
-                let missed = sub.info.missed.load(Ordering::Relaxed);
+                let missed = missed_now(&sub);
                 if missed > reported_missed {
                     let msg = json!({"type": "missed", "count": missed - reported_missed});
                     reported_missed = missed;

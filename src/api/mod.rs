@@ -35,7 +35,9 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
-            StoreError::BadQuery(m) => ApiError(StatusCode::BAD_REQUEST, m),
+            StoreError::BadQuery(m) | StoreError::Rejected(m) => {
+                ApiError(StatusCode::BAD_REQUEST, m)
+            }
             StoreError::Unavailable(_) => ApiError(StatusCode::SERVICE_UNAVAILABLE, e.to_string()),
             StoreError::Internal(_) => ApiError(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
         }
@@ -177,7 +179,12 @@ async fn receive_transcript(
         .store
         .add_transcript(entries)
         .await
-        .map_err(|e| IngestError::Unavailable(e.to_string()))?;
+        .map_err(|e| match e {
+            StoreError::Rejected(m) => {
+                IngestError::BadRequest(format!("the store refused these entries: {m}"))
+            }
+            e => IngestError::Unavailable(e.to_string()),
+        })?;
     Ok(
         Json(json!({ "accepted": accepted, "skipped": total - accepted, "stored": stored }))
             .into_response(),

@@ -58,8 +58,11 @@ const BLOCK: Duration = Duration::from_millis(1000);
 
 pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     let client = redis::Client::open(args.redis_url.0.as_str()).context("--redis-url")?;
+    // XREADGROUP blocks for up to BLOCK: the connection must wait longer than that for an answer.
     let mut conn = client
-        .get_multiplexed_async_connection()
+        .get_multiplexed_async_connection_with_config(
+            &redis::AsyncConnectionConfig::new().set_response_timeout(Some(BLOCK * 5)),
+        )
         .await
         .context("cannot connect to Redis")?;
     let start = if args.from_start { "0" } else { "$" };
@@ -73,6 +76,12 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
     }
     let mut handled = 0u64;
     let done = |n: u64| args.exit_after.is_some_and(|max| n >= max);
+    // Never take more than is left to handle: what is read and not acknowledged waits for a claim.
+    let batch = |n: u64| {
+        args.exit_after.map_or(READ_COUNT, |max| {
+            (max.saturating_sub(n) as usize).clamp(1, READ_COUNT)
+        })
+    };
     let mut claim_cursor = "0-0".to_string();
     let mut out = std::io::stdout().lock();
     loop {
@@ -84,7 +93,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
                 &args.consumer,
                 args.claim_idle.as_millis() as u64,
                 &claim_cursor,
-                StreamAutoClaimOptions::default().count(READ_COUNT),
+                StreamAutoClaimOptions::default().count(batch(handled)),
             )
             .await
             .context("XAUTOCLAIM")?;
@@ -97,7 +106,7 @@ pub async fn run(args: ConsumeArgs) -> anyhow::Result<()> {
                     &[">"],
                     &StreamReadOptions::default()
                         .group(&args.group, &args.consumer)
-                        .count(READ_COUNT)
+                        .count(batch(handled))
                         .block(BLOCK.as_millis() as usize),
                 )
                 .await

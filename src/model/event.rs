@@ -144,6 +144,72 @@ pub struct AgentEvent {
     pub payload: serde_json::Value,
 }
 
+/// Longest `event_type` stored (Postgres column `VARCHAR(200)`), in characters.
+pub const MAX_EVENT_TYPE_CHARS: usize = 200;
+
+impl AgentEvent {
+    /// Makes the event storable by every back-end whatever the sender put in it: NUL characters removed from
+    /// every string (Postgres text and JSONB cannot hold them), `event_type` cut to its column's length, the time
+    /// kept within years 1970 to 9999 and `latency_ms` within 0 to 2^31 − 1 (Postgres `INTEGER`).
+    pub fn make_storable(&mut self) {
+        for field in [
+            &mut self.event_type,
+            &mut self.agent_id,
+            &mut self.source_app,
+        ] {
+            strip_nul(field);
+        }
+        for field in [
+            &mut self.prompt_id,
+            &mut self.tool_name,
+            &mut self.tool_use_id,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            strip_nul(field);
+        }
+        if let Some((cut, _)) = self.event_type.char_indices().nth(MAX_EVENT_TYPE_CHARS) {
+            self.event_type.truncate(cut);
+        }
+        strip_nul_json(&mut self.payload);
+        let (min, max) = (
+            DateTime::<Utc>::UNIX_EPOCH,
+            DateTime::parse_from_rfc3339("9999-12-31T23:59:59Z")
+                .map(|t| t.with_timezone(&Utc))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+        );
+        self.created_at = self.created_at.clamp(min, max);
+        self.latency_ms = self.latency_ms.map(|l| l.clamp(0, i32::MAX as i64));
+    }
+}
+
+fn strip_nul(s: &mut String) {
+    if s.contains('\0') {
+        s.retain(|c| c != '\0');
+    }
+}
+
+/// Removes NUL characters from every string and key of a JSON value.
+pub fn strip_nul_json(v: &mut serde_json::Value) {
+    use serde_json::Value;
+    match v {
+        Value::String(s) => strip_nul(s),
+        Value::Array(items) => items.iter_mut().for_each(strip_nul_json),
+        Value::Object(map) => {
+            if map.keys().any(|k| k.contains('\0')) {
+                let entries = std::mem::take(map);
+                for (mut k, v) in entries {
+                    strip_nul(&mut k);
+                    map.insert(k, v);
+                }
+            }
+            map.values_mut().for_each(strip_nul_json);
+        }
+        _ => {}
+    }
+}
+
 /// An event as read back from the store: the model plus its commit-order id.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StoredEvent {
@@ -211,6 +277,26 @@ pub fn known_event_type(event_type: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn events_are_made_storable_whatever_was_sent() {
+        use chrono::{DateTime, Utc};
+        let at = DateTime::<Utc>::from_timestamp(-8_000_000_000_000, 0).unwrap();
+        let mut ev = crate::model::hook::normalize_hook(
+            serde_json::json!({"session_id": "s", "hook_event_name": format!("X{}\0", "y".repeat(300)),
+                               "tool_response": {"out\0": "a\0b"}, "duration_ms": 9e18}),
+            &Default::default(),
+            at,
+        )
+        .unwrap();
+        ev.created_at = at;
+        ev.make_storable();
+        assert_eq!(ev.event_type.chars().count(), super::MAX_EVENT_TYPE_CHARS);
+        assert!(!ev.event_type.contains('\0'));
+        assert_eq!(ev.payload["tool_response"]["out"], "ab");
+        assert_eq!(ev.created_at, DateTime::<Utc>::UNIX_EPOCH);
+        assert!(ev.latency_ms.is_none_or(|l| l <= i32::MAX as i64));
+    }
+
     #[test]
     fn every_hook_event_install_hooks_registers_has_its_own_metric_label() {
         for (name, _) in crate::cli::install_hooks::HOOK_EVENTS {

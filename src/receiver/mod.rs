@@ -36,7 +36,10 @@ pub enum IngestError {
 
 impl From<SubmitError> for IngestError {
     fn from(e: SubmitError) -> Self {
-        IngestError::Unavailable(e.to_string())
+        match e {
+            SubmitError::Rejected(_) => IngestError::BadRequest(e.to_string()),
+            e => IngestError::Unavailable(e.to_string()),
+        }
     }
 }
 
@@ -249,7 +252,11 @@ pub async fn submit(
     let n = events.len() as u64;
     pipeline.submit(events).await.map(|_| ()).map_err(|e| {
         if let Some(m) = crate::metrics::get() {
-            m.rejected(signal, "unavailable", n);
+            let reason = match e {
+                SubmitError::Rejected(_) => "invalid",
+                _ => "unavailable",
+            };
+            m.rejected(signal, reason, n);
         }
         e.into()
     })

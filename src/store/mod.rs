@@ -86,6 +86,9 @@ pub enum StoreError {
     Unavailable(String),
     #[error("bad query: {0}")]
     BadQuery(String),
+    /// The database refused the data itself (a value it cannot hold): retrying the same data fails again.
+    #[error("{0}")]
+    Rejected(String),
     #[error("store error: {0}")]
     Internal(String),
 }
@@ -128,6 +131,52 @@ pub struct CommitOutcome {
     pub outbox_seq: Option<i64>,
 }
 
+/// A failed commit, with the events back when they could be kept, so that the caller can commit them otherwise.
+#[derive(Debug)]
+pub struct CommitFailure {
+    pub error: StoreError,
+    pub events: Vec<AgentEvent>,
+}
+
+/// Sorts a failed transaction's error: data the database refuses is `Rejected`; anything else (connection, lock,
+/// timeout, deadlock, disk) is `Unavailable`, worth retrying.
+pub fn commit_error(e: diesel::result::Error) -> StoreError {
+    use diesel::result::{DatabaseErrorKind as K, Error};
+    let message = e.to_string();
+    let lower = message.to_ascii_lowercase();
+    let transient = [
+        "lock",
+        "timeout",
+        "deadlock",
+        "serializ",
+        "connection",
+        "terminat",
+        "shut",
+        "busy",
+        "disk",
+        "full",
+        "recovery",
+        "starting up",
+    ];
+    match &e {
+        Error::DatabaseError(
+            K::ClosedConnection
+            | K::UnableToSendCommand
+            | K::SerializationFailure
+            | K::ReadOnlyTransaction,
+            _,
+        ) => StoreError::Unavailable(message),
+        Error::DatabaseError(_, _)
+        | Error::SerializationError(_)
+        | Error::DeserializationError(_)
+            if !transient.iter().any(|t| lower.contains(t)) =>
+        {
+            StoreError::Rejected(message)
+        }
+        _ => StoreError::Unavailable(message),
+    }
+}
+
 /// One group commit's events waiting for the Redis stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OutboxEntry {
@@ -136,6 +185,41 @@ pub struct OutboxEntry {
     pub owner: String,
     /// Row ids of the events, in commit order.
     pub event_ids: Vec<i64>,
+}
+
+/// What retention deletes, table by table: `(table, key columns, the time compared with the cutoff)`. Each is
+/// deleted a chunk of [`RETENTION_CHUNK`] rows per statement, so that no statement holds locks (or SQLite's writer)
+/// for long.
+pub const RETAINED_TABLES: [(&str, &str, &str); 5] = [
+    ("agent_events", "id", "created_at"),
+    (
+        "tool_calls",
+        "session_id, tool_use_id",
+        "coalesce(post_at, pre_at)",
+    ),
+    ("chat_transcripts", "id", "created_at"),
+    ("sessions", "session_id", "last_seen"),
+    ("event_outbox", "seq", "created_at"),
+];
+pub const RETENTION_CHUNK: u64 = 5_000;
+
+/// The chunked delete of one of [`RETAINED_TABLES`]; `param` is the back-end's placeholder for the cutoff.
+pub fn retention_sql(table: &str, key: &str, time: &str, param: &str) -> String {
+    format!(
+        "DELETE FROM {table} WHERE ({key}) IN \
+           (SELECT {key} FROM {table} WHERE {time} < {param} LIMIT {RETENTION_CHUNK})"
+    )
+}
+
+impl Retained {
+    fn add(&mut self, table: &str, n: u64) {
+        match table {
+            "agent_events" => self.events += n,
+            "chat_transcripts" => self.transcripts += n,
+            "sessions" => self.sessions += n,
+            _ => {}
+        }
+    }
 }
 
 /// What one retention pass deleted.
@@ -168,15 +252,26 @@ impl Store {
         &self,
         events: Vec<AgentEvent>,
         outbox_owner: Option<&str>,
-    ) -> Result<CommitOutcome, StoreError> {
-        match self {
+    ) -> Result<CommitOutcome, CommitFailure> {
+        let owner = outbox_owner.map(str::to_string);
+        // On its own task, so that a panic fails this commit instead of the committer.
+        let done = match self {
             Store::Sqlite(s) => {
-                let owner = outbox_owner.map(str::to_string);
-                s.clone()
-                    .blocking(move |s| s.commit(events, owner.as_deref()))
-                    .await
+                let s = s.clone();
+                tokio::task::spawn_blocking(move || s.commit(events, owner.as_deref())).await
             }
-            Store::Postgres(p) => p.commit(events, outbox_owner).await,
+            Store::Postgres(p) => {
+                let p = p.clone();
+                tokio::spawn(async move { p.commit(events, owner.as_deref()).await }).await
+            }
+        };
+        match done {
+            Ok(Ok(outcome)) => Ok(outcome),
+            Ok(Err((error, events))) => Err(CommitFailure { error, events }),
+            Err(e) => Err(CommitFailure {
+                error: StoreError::Internal(format!("commit task failed: {e}")),
+                events: Vec::new(),
+            }),
         }
     }
 
@@ -617,9 +712,11 @@ pub fn session_deltas<'a>(events: impl IntoIterator<Item = &'a AgentEvent>) -> V
         if ev.event_type == "api_request"
             && let Some(a) = attrs
         {
-            d.input_tokens += number(a.get("input_tokens")).unwrap_or(0.0) as i64;
-            d.output_tokens += number(a.get("output_tokens")).unwrap_or(0.0) as i64;
-            d.cost_usd += number(a.get("cost_usd")).unwrap_or(0.0);
+            d.input_tokens = d.input_tokens.saturating_add(tokens(a.get("input_tokens")));
+            d.output_tokens = d
+                .output_tokens
+                .saturating_add(tokens(a.get("output_tokens")));
+            d.cost_usd += cost(a.get("cost_usd"));
         }
         let lifecycle = match ev.event_type.as_str() {
             "SessionStart" => Some("active"),
@@ -633,6 +730,21 @@ pub fn session_deltas<'a>(events: impl IntoIterator<Item = &'a AgentEvent>) -> V
         }
     }
     by_session.into_values().collect()
+}
+
+/// A token count as sessions add it up: whole, at least 0 and at most 10^12 per event (a sender's nonsense must
+/// not overflow a session's total).
+fn tokens(v: Option<&Value>) -> i64 {
+    number(v)
+        .filter(|n| n.is_finite())
+        .map_or(0, |n| n.clamp(0.0, 1e12) as i64)
+}
+
+/// A cost in US dollars, finite, at least 0 and at most 10^6 per event.
+fn cost(v: Option<&Value>) -> f64 {
+    number(v)
+        .filter(|n| n.is_finite())
+        .map_or(0.0, |n| n.clamp(0.0, 1e6))
 }
 
 fn number(v: Option<&Value>) -> Option<f64> {
@@ -672,6 +784,7 @@ impl TranscriptEntry {
     ) -> Option<Self> {
         let uuid = line.get("uuid")?.as_str()?.to_string();
         crate::model::redact::redact_json(&mut line);
+        crate::model::event::strip_nul_json(&mut line);
         let text = |v: &Value, k: &str| v.get(k).and_then(Value::as_str).map(str::to_string);
         let message = line.get("message");
         let usage = message.and_then(|m| m.get("usage"));
@@ -764,7 +877,7 @@ pub fn pair_tool_calls(events: &[StoredEvent]) -> Vec<ToolCall> {
         if call.started_at.is_none()
             && let (Some(end), Some(ms)) = (call.finished_at, call.latency_ms)
         {
-            call.started_at = Some(end - chrono::Duration::milliseconds(ms));
+            call.started_at = end.checked_sub_signed(chrono::Duration::milliseconds(ms));
         }
         if call.latency_ms.is_none()
             && let (Some(s), Some(e)) = (call.started_at, call.finished_at)

@@ -100,31 +100,35 @@ impl PgStore {
         &self,
         events: Vec<AgentEvent>,
         outbox_owner: Option<&str>,
-    ) -> Result<CommitOutcome, StoreError> {
+    ) -> Result<CommitOutcome, (StoreError, Vec<AgentEvent>)> {
         let received_at = Utc::now();
         let columns = EventColumns::new(&events, received_at);
         let mut attempt = 0;
         let (ids, pairs, outbox_seq) = loop {
             attempt += 1;
-            let mut conn = self.conn().await?;
+            let mut conn = match self.conn().await {
+                Ok(c) => c,
+                Err(e) => return Err((e, events)),
+            };
             let result = conn
                 .transaction::<_, diesel::result::Error, _>(async |conn| {
                     let ids = insert_events(conn, &columns).await?;
-                    let inserted: Vec<&AgentEvent> = events
+                    // Only the stored copy of an id that occurs twice in the batch counts.
+                    let stored: Vec<(i64, &AgentEvent)> = events
                         .iter()
                         .zip(&columns.event_id)
-                        .filter_map(|(ev, key)| ids.get(key).map(|_| ev))
+                        .enumerate()
+                        .filter_map(|(i, (ev, key))| match ids.get(key) {
+                            Some(&(id, at)) if at == i => Some((id, ev)),
+                            _ => None,
+                        })
                         .collect();
-                    let halves = ToolHalves::collect(
-                        events
-                            .iter()
-                            .zip(&columns.event_id)
-                            .filter_map(|(ev, key)| ids.get(key).map(|&(id, _)| (id, ev))),
-                    );
+                    let inserted: Vec<&AgentEvent> = stored.iter().map(|(_, ev)| *ev).collect();
+                    let halves = ToolHalves::collect(stored.iter().copied());
                     let pairs = pair_tools(conn, &halves).await?;
                     upsert_sessions(conn, session_deltas(inserted)).await?;
                     let seq = match outbox_owner {
-                        Some(owner) => {
+                        Some(owner) if !ids.is_empty() => {
                             let mut committed: Vec<(usize, i64)> =
                                 ids.values().copied().map(|(id, i)| (i, id)).collect();
                             committed.sort_unstable();
@@ -140,7 +144,7 @@ impl PgStore {
                                     .await?,
                             )
                         }
-                        None => None,
+                        _ => None,
                     };
                     Ok((ids, pairs, seq))
                 })
@@ -150,7 +154,7 @@ impl PgStore {
                 Err(e) if attempt < COMMIT_ATTEMPTS && is_retryable(&e) => {
                     tracing::debug!(error = %e, attempt, "commit conflicted with another writer; retrying");
                 }
-                Err(e) => return Err(unavailable(e)),
+                Err(e) => return Err((super::commit_error(e), events)),
             }
         };
         let mut out = CommitOutcome {
@@ -281,7 +285,7 @@ impl PgStore {
         .bind::<Timestamptz, _>(Utc::now())
         .execute(&mut conn)
         .await
-        .map_err(unavailable)
+        .map_err(super::commit_error)
     }
 
     pub async fn transcript(
@@ -377,36 +381,22 @@ impl PgStore {
 
     /// Deletes what is older than `cutoff`, a chunk at a time so that no statement holds locks for long.
     pub async fn delete_older_than(&self, cutoff: DateTime<Utc>) -> Result<Retained, StoreError> {
-        const CHUNK: i64 = 5_000;
         let mut out = Retained::default();
         let mut conn = self.conn().await?;
-        loop {
-            let n = diesel::sql_query(
-                "DELETE FROM agent_events WHERE id IN \
-                   (SELECT id FROM agent_events WHERE created_at < $1 LIMIT $2)",
-            )
-            .bind::<Timestamptz, _>(cutoff)
-            .bind::<BigInt, _>(CHUNK)
-            .execute(&mut conn)
-            .await
-            .map_err(unavailable)?;
-            out.events += n as u64;
-            if (n as i64) < CHUNK {
-                break;
+        for (table, key, time) in super::RETAINED_TABLES {
+            let sql = super::retention_sql(table, key, time, "$1");
+            loop {
+                let n = diesel::sql_query(&sql)
+                    .bind::<Timestamptz, _>(cutoff)
+                    .execute(&mut conn)
+                    .await
+                    .map_err(unavailable)? as u64;
+                out.add(table, n);
+                if n < super::RETENTION_CHUNK {
+                    break;
+                }
             }
         }
-        let mut run = async |sql: &str| {
-            diesel::sql_query(sql)
-                .bind::<Timestamptz, _>(cutoff)
-                .execute(&mut conn)
-                .await
-                .map(|n| n as u64)
-                .map_err(unavailable)
-        };
-        run("DELETE FROM tool_calls WHERE coalesce(post_at, pre_at) < $1").await?;
-        out.transcripts = run("DELETE FROM chat_transcripts WHERE created_at < $1").await?;
-        out.sessions = run("DELETE FROM sessions WHERE last_seen < $1").await?;
-        run("DELETE FROM event_outbox WHERE created_at < $1").await?;
         Ok(out)
     }
 

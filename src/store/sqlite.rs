@@ -95,60 +95,77 @@ impl SqliteStore {
             .map_err(|e| StoreError::Internal(e.to_string()))?
     }
 
+    /// Commits the batch; on failure the events come back with the error, so that the caller can retry them or
+    /// commit its requests one by one.
     pub fn commit(
         &self,
         events: Vec<AgentEvent>,
         outbox_owner: Option<&str>,
-    ) -> Result<CommitOutcome, StoreError> {
+    ) -> Result<CommitOutcome, (StoreError, Vec<AgentEvent>)> {
         // A panic while holding the lock leaves the connection usable: SQLite rolls back the open transaction.
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let received_at = chrono::Utc::now();
         let received_us = micros(received_at);
-        conn.immediate_transaction(|conn| {
-            let mut out = CommitOutcome::default();
-            let mut events = events.into_iter();
-            loop {
-                let chunk: Vec<AgentEvent> = events.by_ref().take(INSERT_CHUNK).collect();
-                if chunk.is_empty() {
-                    break;
-                }
+        let result = conn.immediate_transaction(|conn| {
+            // Row id of each event stored, by position in the batch; the first of two events with one id is the
+            // one stored, the second a duplicate.
+            let mut ids: Vec<Option<i64>> = vec![None; events.len()];
+            for (c, chunk) in events.chunks(INSERT_CHUNK).enumerate() {
                 let rows: Vec<EventRowRef> = chunk
                     .iter()
                     .map(|ev| EventRowRef::new(ev, received_us))
                     .collect();
-                let mut ids: HashMap<String, i64> =
+                let mut inserted: HashMap<String, i64> =
                     insert_events(conn, &rows)?.into_iter().collect();
-                let keys: Vec<String> = rows.into_iter().map(|r| r.event_id).collect();
-                for (mut event, key) in chunk.into_iter().zip(keys) {
-                    // The first of two events with one id in a batch is stored; the second is a duplicate.
-                    match ids.remove(&key) {
-                        Some(id) => {
-                            event.received_at = received_at;
-                            out.inserted.push(StoredEvent { id, event });
-                        }
-                        None => out.duplicates += 1,
-                    }
+                for (j, row) in rows.iter().enumerate() {
+                    ids[c * INSERT_CHUNK + j] = inserted.remove(&row.event_id);
                 }
             }
-            pair_tools(conn, &mut out.inserted)?;
-            upsert_sessions(conn, &session_deltas(out.inserted.iter().map(|s| &s.event)))?;
-            if let Some(owner) = outbox_owner {
+            let stored: Vec<(i64, &AgentEvent)> = ids
+                .iter()
+                .zip(&events)
+                .filter_map(|(id, ev)| id.map(|id| (id, ev)))
+                .collect();
+            let latencies = pair_tools(conn, &stored)?;
+            upsert_sessions(conn, &session_deltas(stored.iter().map(|(_, ev)| *ev)))?;
+            let mut outbox_seq = None;
+            if let Some(owner) = outbox_owner.filter(|_| !stored.is_empty()) {
                 use super::schema_sqlite::event_outbox::dsl as o;
-                let ids: Vec<i64> = out.inserted.iter().map(|s| s.id).collect();
-                out.outbox_seq = Some(
+                let row_ids: Vec<i64> = stored.iter().map(|(id, _)| *id).collect();
+                outbox_seq = Some(
                     diesel::insert_into(o::event_outbox)
                         .values((
                             o::owner.eq(owner),
-                            o::event_ids.eq(serde_json::to_string(&ids).unwrap_or_default()),
+                            o::event_ids.eq(serde_json::to_string(&row_ids).unwrap_or_default()),
                             o::created_at.eq(received_us),
                         ))
                         .returning(o::seq)
                         .get_result(conn)?,
                 );
             }
-            Ok(out)
-        })
-        .map_err(unavailable)
+            Ok((ids, latencies, outbox_seq))
+        });
+        let (ids, latencies, outbox_seq) = match result {
+            Ok(done) => done,
+            Err(e) => return Err((super::commit_error(e), events)),
+        };
+        let mut out = CommitOutcome {
+            outbox_seq,
+            ..Default::default()
+        };
+        for (mut event, id) in events.into_iter().zip(ids) {
+            match id {
+                Some(id) => {
+                    event.received_at = received_at;
+                    if event.latency_ms.is_none() {
+                        event.latency_ms = latencies.get(&id).copied();
+                    }
+                    out.inserted.push(StoredEvent { id, event });
+                }
+                None => out.duplicates += 1,
+            }
+        }
+        Ok(out)
     }
 
     pub fn events(&self, q: &EventQuery) -> Result<EventPage, StoreError> {
@@ -256,31 +273,24 @@ impl SqliteStore {
         &self,
         cutoff: chrono::DateTime<chrono::Utc>,
     ) -> Result<Retained, StoreError> {
-        const CHUNK: u64 = 5_000;
         let cutoff = micros(cutoff);
         let mut out = Retained::default();
-        let run = |sql: &str| -> Result<u64, StoreError> {
-            let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-            diesel::sql_query(sql)
-                .bind::<BigInt, _>(cutoff)
-                .execute(&mut *conn)
-                .map(|n| n as u64)
-                .map_err(unavailable)
-        };
-        loop {
-            let n = run(&format!(
-                "DELETE FROM agent_events WHERE id IN \
-                   (SELECT id FROM agent_events WHERE created_at < ? LIMIT {CHUNK})"
-            ))?;
-            out.events += n;
-            if n < CHUNK {
-                break;
+        for (table, key, time) in super::RETAINED_TABLES {
+            let sql = super::retention_sql(table, key, time, "?");
+            loop {
+                // The writer is taken per chunk: group commits go on between chunks.
+                let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
+                let n = diesel::sql_query(&sql)
+                    .bind::<BigInt, _>(cutoff)
+                    .execute(&mut *conn)
+                    .map_err(unavailable)? as u64;
+                drop(conn);
+                out.add(table, n);
+                if n < super::RETENTION_CHUNK {
+                    break;
+                }
             }
         }
-        run("DELETE FROM tool_calls WHERE coalesce(post_at, pre_at) < ?")?;
-        out.transcripts = run("DELETE FROM chat_transcripts WHERE created_at < ?")?;
-        out.sessions = run("DELETE FROM sessions WHERE last_seen < ?")?;
-        run("DELETE FROM event_outbox WHERE created_at < ?")?;
         Ok(out)
     }
 
@@ -346,7 +356,7 @@ impl SqliteStore {
             }
             Ok(stored)
         })
-        .map_err(unavailable)
+        .map_err(super::commit_error)
     }
 
     pub fn transcript(
@@ -482,13 +492,23 @@ fn insert_events(
 /// Fills `latency_ms` of finished tool calls from their PreToolUse, whichever half was stored first. The halves
 /// meet in `tool_calls`, keyed by `(session_id, tool_use_id)`: two key lookups per hook tool event, none for
 /// anything else.
-fn pair_tools(conn: &mut SqliteConnection, inserted: &mut [StoredEvent]) -> QueryResult<()> {
+fn pair_tools(
+    conn: &mut SqliteConnection,
+    stored: &[(i64, &AgentEvent)],
+) -> QueryResult<HashMap<i64, i64>> {
     use diesel::upsert::excluded;
 
     use super::schema_sqlite::agent_events::dsl as e;
     use super::schema_sqlite::tool_calls::dsl as t;
-    for i in 0..inserted.len() {
-        let ev = &inserted[i].event;
+    // Latencies set here, by the Post's row id.
+    let mut set: HashMap<i64, i64> = HashMap::new();
+    let has_latency = |id: i64, set: &HashMap<i64, i64>| {
+        set.contains_key(&id)
+            || stored
+                .iter()
+                .any(|(i, ev)| *i == id && ev.latency_ms.is_some())
+    };
+    for &(id, ev) in stored {
         let (start, finish) = (
             is_tool_start(&ev.event_type),
             is_tool_finish(&ev.event_type),
@@ -511,23 +531,19 @@ fn pair_tools(conn: &mut SqliteConnection, inserted: &mut [StoredEvent]) -> Quer
                 .returning((t::post_id, t::post_at))
                 .get_result(conn)?;
             if let (Some(post_id), Some(post_at)) = (post_id, post_at) {
-                let ms = ((post_at - at) / 1000).max(0);
-                diesel::update(
+                let ms = (post_at.saturating_sub(at) / 1000).max(0);
+                let updated = diesel::update(
                     e::agent_events
                         .filter(e::id.eq(post_id))
                         .filter(e::latency_ms.is_null()),
                 )
                 .set(e::latency_ms.eq(ms))
                 .execute(conn)?;
-                if let Some(post) = inserted
-                    .iter_mut()
-                    .find(|s| s.id == post_id && s.event.latency_ms.is_none())
-                {
-                    post.event.latency_ms = Some(ms);
+                if updated > 0 && !has_latency(post_id, &set) {
+                    set.insert(post_id, ms);
                 }
             }
         } else {
-            let id = inserted[i].id;
             let pre_at: Option<i64> = diesel::insert_into(t::tool_calls)
                 .values((
                     t::session_id.eq(&session),
@@ -544,17 +560,17 @@ fn pair_tools(conn: &mut SqliteConnection, inserted: &mut [StoredEvent]) -> Quer
                 .returning(t::pre_at)
                 .get_result(conn)?;
             if let Some(pre_at) = pre_at
-                && inserted[i].event.latency_ms.is_none()
+                && !has_latency(id, &set)
             {
-                let ms = ((at - pre_at) / 1000).max(0);
+                let ms = (at.saturating_sub(pre_at) / 1000).max(0);
                 diesel::update(e::agent_events.filter(e::id.eq(id)))
                     .set(e::latency_ms.eq(ms))
                     .execute(conn)?;
-                inserted[i].event.latency_ms = Some(ms);
+                set.insert(id, ms);
             }
         }
     }
-    Ok(())
+    Ok(set)
 }
 
 /// Rows per session upsert statement (15 parameters each, well under SQLite's limit of 32,766).
