@@ -11,6 +11,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib/services.sh
 ensure_postgres
 ensure_redis
+ensure_prometheus
 
 # The test binaries whose servers use the default store; the second run points them at Postgres.
 STORE_TESTS=(fixtures_replay otel_sdk transcripts cli bad_input durability group_commit hook_client)

@@ -3,6 +3,7 @@
 #
 #   ensure_postgres   exports HIVEWATCH_TEST_DATABASE_URL and HIVEWATCH_TEST_PG_BIN
 #   ensure_redis      exports HIVEWATCH_TEST_REDIS_URL and HIVEWATCH_TEST_REDIS_SERVER
+#   ensure_prometheus makes sure promtool, prometheus and amtool are on PATH (no service is started)
 #
 # Each picks, in this order: the URL already set in the environment; the local service on its default
 # port (PostgreSQL on 127.0.0.1:5432 as user postgres, Redis on 127.0.0.1:6379); a throwaway instance on a
@@ -345,4 +346,62 @@ ensure_redis() {
             "starting a throwaway Redis (set HIVEWATCH_TEST_REDIS_URL to use the local one)"
     fi
     svc_start_throwaway_redis
+}
+
+# --- Prometheus tools --------------------------------------------------------------------------------
+
+# Listening sockets of Prometheus or Alertmanager processes, as `ss -ltnp` lines (nothing when none). Debian runs
+# Alertmanager as prometheus-alertmanager, which ss shows cut to 15 characters.
+svc_prometheus_listeners() {
+    ss -ltnpH 2>/dev/null | grep -E '"(prometheus|alertmanager|prometheus-al[a-z-]*)",' || true
+}
+
+# Makes sure promtool, prometheus and amtool are on PATH (tests/observability_config.rs checks the alert
+# rules with them and runs a real Prometheus against hivewatch). When one is missing, Debian's prometheus
+# and prometheus-alertmanager packages are installed if the script runs as root; otherwise it prints the
+# apt-get command to run and exits 1. The packages' own services are not left running: a policy-rc.d keeps
+# their postinst from starting them (one is put in place for the install when the machine has none), and
+# any that started all the same are stopped and disabled.
+ensure_prometheus() {
+    local missing=() policy=/usr/sbin/policy-rc.d own_policy="" rc=0 unit before after
+    if ! command -v promtool >/dev/null 2>&1 || ! command -v prometheus >/dev/null 2>&1; then
+        missing+=(prometheus)
+    fi
+    command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
+    if ((${#missing[@]} == 0)); then
+        svc_say "Prometheus tools for the tests: $(command -v prometheus), $(command -v promtool), $(command -v amtool)"
+        return 0
+    fi
+    if ! svc_is_root || ! command -v apt-get >/dev/null 2>&1; then
+        svc_say "the tests need promtool, prometheus and amtool; missing package(s): ${missing[*]}"
+        svc_fail "install them with: sudo apt-get update && sudo apt-get install -y --no-install-recommends ${missing[*]}"
+    fi
+    svc_say "installing ${missing[*]} (apt-get); their services are not started"
+    before="$(svc_prometheus_listeners)"
+    if [[ ! -e "$policy" ]]; then
+        printf '#!/bin/sh\n# put here by hivewatch scripts/lib/services.sh for one apt-get run\nexit 101\n' >"$policy"
+        chmod 755 "$policy"
+        own_policy=1
+    fi
+    apt-get update >&2 || rc=$?
+    if ((rc == 0)); then
+        DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" >&2 || rc=$?
+    fi
+    [[ -z "$own_policy" ]] || rm -f "$policy"
+    ((rc == 0)) || svc_fail "apt-get failed (exit $rc) installing ${missing[*]}"
+    # Nothing just installed may keep running or hold 9090/9093 (should the policy have been bypassed).
+    for unit in "${missing[@]}"; do
+        if [[ -d /run/systemd/system ]] && command -v systemctl >/dev/null 2>&1; then
+            systemctl stop "$unit" >/dev/null 2>&1 || true
+            systemctl disable "$unit" >/dev/null 2>&1 || true
+        elif [[ -x "/etc/init.d/$unit" ]]; then
+            "/etc/init.d/$unit" stop >/dev/null 2>&1 || true
+        fi
+    done
+    after="$(svc_prometheus_listeners)"
+    [[ "$after" == "$before" ]] || svc_fail "the installed Prometheus services still listen: $after"
+    for unit in prometheus promtool amtool; do
+        command -v "$unit" >/dev/null 2>&1 || svc_fail "installed ${missing[*]} but found no $unit on PATH"
+    done
+    svc_say "Prometheus tools for the tests: $(command -v prometheus), $(command -v promtool), $(command -v amtool)"
 }
