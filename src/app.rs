@@ -142,15 +142,14 @@ pub async fn serve(
         hub,
         tokens,
         max_body_bytes: args.max_body_bytes,
+        body_read_timeout: std::time::Duration::from_secs(args.body_read_timeout_secs.max(1)),
     };
-    let http = tokio::spawn(
-        axum::serve(
-            listeners.http,
-            router(state).into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(stopped())
-        .into_future(),
-    );
+    let http = tokio::spawn(crate::http::serve(
+        listeners.http,
+        router(state),
+        std::time::Duration::from_secs(args.header_read_timeout_secs.max(1)),
+        stopped(),
+    ));
 
     shutdown.await;
     tracing::info!("shutting down: no new requests; finishing those in flight");

@@ -155,6 +155,12 @@ pub struct ServeArgs {
     /// Largest request body accepted (after decompression), and largest gRPC message, in bytes.
     #[arg(long, env = "HIVEWATCH_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Seconds a client may take to send a request's headers before it is disconnected.
+    #[arg(long, env = "HIVEWATCH_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Seconds a client may take to send a request body before it is answered 408.
+    #[arg(long, env = "HIVEWATCH_BODY_READ_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_read_timeout_secs: u64,
     /// Ingest requests that may wait for a commit before new ones are refused with 503 / UNAVAILABLE.
     #[arg(long, env = "HIVEWATCH_QUEUE_CAPACITY", default_value_t = 4096)]
     pub queue_capacity: usize,

@@ -64,7 +64,7 @@ async fn receive(
             )));
         }
     }
-    let bytes = read_body(headers, body, state.max_body_bytes).await?;
+    let bytes = read_body(headers, body, state.max_body_bytes, state.body_read_timeout).await?;
     if let Err(e) = std::str::from_utf8(&bytes) {
         return Err(IngestError::BadRequest(format!(
             "body is not valid UTF-8 (at byte {})",

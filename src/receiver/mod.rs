@@ -32,6 +32,9 @@ pub enum IngestError {
     /// Retryable: the store is down or the queue is full.
     #[error("{0}")]
     Unavailable(String),
+    /// The client took too long to send its request.
+    #[error("{0}")]
+    Timeout(String),
 }
 
 impl From<SubmitError> for IngestError {
@@ -51,6 +54,7 @@ impl IngestError {
             IngestError::TooLarge(_) => "too_large",
             IngestError::UnsupportedMediaType(_) => "unsupported",
             IngestError::Unavailable(_) => "unavailable",
+            IngestError::Timeout(_) => "timeout",
         }
     }
 
@@ -62,6 +66,7 @@ impl IngestError {
             }
             IngestError::TooLarge(_) => tonic::Code::ResourceExhausted,
             IngestError::Unavailable(_) => tonic::Code::Unavailable,
+            IngestError::Timeout(_) => tonic::Code::DeadlineExceeded,
         }
     }
 
@@ -75,6 +80,7 @@ impl IngestError {
             IngestError::TooLarge(_) => http::StatusCode::PAYLOAD_TOO_LARGE,
             IngestError::UnsupportedMediaType(_) => http::StatusCode::UNSUPPORTED_MEDIA_TYPE,
             IngestError::Unavailable(_) => http::StatusCode::SERVICE_UNAVAILABLE,
+            IngestError::Timeout(_) => http::StatusCode::REQUEST_TIMEOUT,
         }
     }
 

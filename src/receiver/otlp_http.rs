@@ -107,7 +107,7 @@ async fn receive<S: Signal>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<S::Response, IngestError> {
-    let bytes = read_body(headers, body, state.max_body_bytes).await?;
+    let bytes = read_body(headers, body, state.max_body_bytes, state.body_read_timeout).await?;
     let request = match encoding {
         Encoding::Protobuf => S::Request::decode(bytes).map_err(|e| {
             IngestError::BadRequest(format!(

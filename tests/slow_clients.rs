@@ -1,0 +1,113 @@
+//! Clients that send one byte a second hold neither a connection nor a worker forever, and do not slow others.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::Server;
+use serde_json::json;
+use uuid::Uuid;
+
+fn addr(server: &Server) -> String {
+    server.http.trim_start_matches("http://").to_string()
+}
+
+/// Writes `bytes` one a second (or until the server closes); returns what the server answered and when it hung up.
+fn dribble(addr: &str, bytes: &[u8], limit: Duration) -> (String, Duration) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    for b in bytes.iter().cycle() {
+        if started.elapsed() > limit || stream.write_all(&[*b]).is_err() {
+            break;
+        }
+        let mut buf = [0u8; 4096];
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => answer.extend_from_slice(&buf[..n]),
+            Err(e)
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    || e.kind() == std::io::ErrorKind::TimedOut => {}
+            Err(_) => break,
+        }
+        std::thread::sleep(Duration::from_millis(800));
+    }
+    (
+        String::from_utf8_lossy(&answer).into_owned(),
+        started.elapsed(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_dribbling_headers_is_disconnected_and_others_are_served() {
+    let server = Server::start_with(&[
+        "--header-read-timeout-secs",
+        "2",
+        "--body-read-timeout-secs",
+        "2",
+    ]);
+    let a = addr(&server);
+    // Twenty slowloris connections at once.
+    let slow: Vec<_> = (0..20)
+        .map(|_| {
+            let a = a.clone();
+            std::thread::spawn(move || dribble(&a, b"POST /api/v1/observability/event HTTP/1.1\r\nX-Slow: aaaaaaaaaaaaaaaaaaaaaaaa", Duration::from_secs(20)))
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Meanwhile an ordinary client is served at once.
+    let (status, _) = server
+        .post_json(
+            "/api/v1/observability/event",
+            &json!({"session_id": Uuid::new_v4(), "hook_event_name": "Stop"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    for t in slow {
+        let (_, took) = t.join().unwrap();
+        assert!(
+            took < Duration::from_secs(10),
+            "a header dribbler held its connection {took:?}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_dribbling_its_body_gets_408() {
+    let server = Server::start_with(&[
+        "--header-read-timeout-secs",
+        "2",
+        "--body-read-timeout-secs",
+        "2",
+    ]);
+    let head = "POST /api/v1/observability/event HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 1000\r\n\r\n";
+    let mut stream = TcpStream::connect(addr(&server)).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let started = Instant::now();
+    let mut answer = Vec::new();
+    while started.elapsed() < Duration::from_secs(15) {
+        let _ = stream.write_all(b"{");
+        let mut buf = [0u8; 4096];
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                answer.extend_from_slice(&buf[..n]);
+                break;
+            }
+            Err(_) => {}
+        }
+        std::thread::sleep(Duration::from_millis(800));
+    }
+    let answer = String::from_utf8_lossy(&answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("did not arrive within"), "{answer}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
