@@ -54,10 +54,33 @@ fn authorized(expected: &str, headers: &HeaderMap, query: Option<&str>) -> bool 
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
         .and_then(bearer);
-    let from_query = query.and_then(|q| q.split('&').find_map(|p| p.strip_prefix("access_token=")));
-    from_header
-        .or(from_query)
-        .is_some_and(|given| same_token(expected, given))
+    if let Some(given) = from_header {
+        return same_token(expected, given);
+    }
+    query
+        .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("access_token=")))
+        .is_some_and(|given| same_token(expected, &percent_decode(given)))
+}
+
+/// `%XX` escapes decoded (a `+` stays a `+`: tokens may hold one).
+fn percent_decode(s: &str) -> String {
+    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && i + 2 < bytes.len()
+            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
+        {
+            out.push(h * 16 + l);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn unauthorized(side: &str, flag: &str) -> Response {
@@ -121,5 +144,6 @@ mod tests {
         assert_eq!(bearer("bearer  abc "), Some("abc"));
         assert_eq!(bearer("Basic abc"), None);
         assert_eq!(bearer("abc"), None);
+        assert_eq!(percent_decode("a%2Bb%3D%26+c"), "a+b=&+c");
     }
 }

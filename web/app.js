@@ -11,13 +11,17 @@
 (() => {
   const ROW_H = 26;
   const OVERSCAN = 8;
-  const MAX_EVENTS = 50000;
+  const MAX_EVENTS = 25000;
   const BACKFILL = 500;
+  const REFILL_PAGES = 20;
+  const OPTIONS_MAX = 300;
   const PULSE_SECONDS = 60;
   const WATERFALL_MAX_ROWS = 600;
   const TRANSCRIPT_PAGE = 200;
   const TEXT_MAX = 4000;
-  const STALE_AFTER_MS = 35000;
+  // A connection silent this long is asked for a pong; one still silent PONG_WAIT_MS later is closed and reopened.
+  const QUIET_MS = 15000;
+  const PONG_WAIT_MS = 10000;
 
   // Filters the server applies too: the dashboard field, its key in a subscribe message, its query parameter.
   const SERVER_FIELDS = [
@@ -92,6 +96,9 @@
     waterfallInfo: $('waterfall-info'),
     transcript: $('transcript'),
     transcriptInfo: $('transcript-info'),
+    auth: $('auth'),
+    authToken: $('auth-token'),
+    authMessage: $('auth-message'),
   };
   const selects = {
     source_app: $('filter-source-app'),
@@ -127,7 +134,14 @@
     return c;
   }
   const typeColor = (t) => cachedColor('t:' + t, () => TYPE_COLORS[t] || `hsl(${hashHue(t)}, 70%, 62%)`);
-  const sessionColor = (id) => cachedColor('s:' + id, () => `hsl(${hashHue(id)}, 65%, 55%)`);
+  // Sessions take hues by order of first sight, a golden angle apart, so that the sessions on screen differ.
+  let sessionsColored = 0;
+  const sessionColor = (id) =>
+    cachedColor('s:' + id, () => {
+      const n = sessionsColored++;
+      const hue = Math.round((hashHue(id) % 30) + n * 137.508) % 360;
+      return `hsl(${hue}, 68%, ${n % 2 ? 62 : 52}%)`;
+    });
   const agentColor = (id) =>
     cachedColor('a:' + id, () => (id === 'main' ? '#9aa4b8' : `hsl(${hashHue('agent:' + id)}, 60%, 62%)`));
 
@@ -207,7 +221,7 @@
     if (ev._q === undefined) {
       ev._q = [
         ev.event_type, ev.source, ev.source_app, ev.session_id, ev.agent_id, ev.tool_name, ev.tool_use_id,
-        ev.prompt_id, ev.status, ev.severity, detailText(ev), jsonText(ev.payload).slice(0, 4000),
+        ev.prompt_id, ev.status, ev.severity, detailText(ev), jsonText(ev.payload).slice(0, 1500),
       ].join('\u0001').toLowerCase();
     }
     return ev._q;
@@ -224,6 +238,7 @@
     filters: { source_app: '', session: '', agent: '', event_type: '', tool: '', q: '' },
     match: () => true,
     values: Object.fromEntries(SELECT_FIELDS.map((f) => [f, new Map()])), // value -> events holding it
+    lastSeen: Object.fromEntries(SELECT_FIELDS.map((f) => [f, new Map()])), // value -> id of its latest event
     versions: Object.fromEntries(SELECT_FIELDS.map((f) => [f, 0])),
     sessionApps: new Map(), // session id -> source app, from events and the sessions list
     pending: [],
@@ -231,6 +246,10 @@
     live: 0,
     missed: 0,
     backfills: 0,
+    refilled: 0,
+    refills: 0,
+    refillError: null,
+    liveSince: Infinity, // earliest event time received live since the last read-back
     connects: 0,
     lastFlushMs: 0,
     maxFlushMs: 0,
@@ -253,7 +272,9 @@
       if (n > 0) {
         if (!m.has(v)) state.versions[f]++;
         m.set(v, n);
+        if (delta > 0 && !(state.lastSeen[f].get(v) > ev.id)) state.lastSeen[f].set(v, ev.id);
       } else if (m.delete(v)) {
+        state.lastSeen[f].delete(v);
         state.versions[f]++;
       }
     }
@@ -291,7 +312,11 @@
       else lastId = ev.id;
       events.push(ev);
       countValues(ev, 1);
-      if (live) liveNew++;
+      if (live) {
+        liveNew++;
+        const t = eventTime(ev);
+        if (t < state.liveSince) state.liveSince = t;
+      }
       if (state.match(ev)) forView.push(ev);
       if (session.id && ev.session_id === session.id) sessionLiveEvent(ev);
     }
@@ -345,6 +370,9 @@
   }
 
   let lastOptionsAt = 0;
+  let optionsTimer = 0;
+  let lastLanesAt = 0;
+  let lanesTimer = 0;
   let renderedVersions = {};
   function flush() {
     frameRequested = false;
@@ -357,12 +385,25 @@
       if (now - lastOptionsAt > 400) {
         lastOptionsAt = now;
         renderOptions();
-      } else {
-        setTimeout(requestFrame, 420);
+      } else if (!optionsTimer) {
+        optionsTimer = setTimeout(() => {
+          optionsTimer = 0;
+          requestFrame();
+        }, 420);
       }
     }
     renderCounters();
-    if (session.lanesDirty) renderLanes();
+    if (session.lanesDirty) {
+      if (now - lastLanesAt > 250) {
+        lastLanesAt = now;
+        renderLanes();
+      } else if (!lanesTimer) {
+        lanesTimer = setTimeout(() => {
+          lanesTimer = 0;
+          requestFrame();
+        }, 260);
+      }
+    }
     state.lastFlushMs = performance.now() - t0;
     state.maxFlushMs = Math.max(state.maxFlushMs, state.lastFlushMs);
   }
@@ -496,9 +537,17 @@
       const current = state.filters[f];
       const values = new Set(state.values[f].keys());
       if (f === 'session') for (const id of state.sessionApps.keys()) values.add(id);
-      if (current) values.add(current);
-      const sorted = [...values].sort((a, b) => optionLabel(f, a).localeCompare(optionLabel(f, b)));
-      if (f === 'agent') sorted.sort((a, b) => (a === 'main' ? -1 : b === 'main' ? 1 : 0));
+      let sorted;
+      if (f === 'session' || f === 'agent') {
+        // Most recent first; sessions known only from the sessions list keep its order, after them.
+        const last = state.lastSeen[f];
+        const rank = (v) => (v === 'main' ? Infinity : last.has(v) ? last.get(v) : -Infinity);
+        sorted = [...values].sort((a, b) => rank(b) - rank(a));
+      } else {
+        sorted = [...values].sort((a, b) => a.localeCompare(b));
+      }
+      sorted = sorted.slice(0, OPTIONS_MAX);
+      if (current && !sorted.includes(current)) sorted.unshift(current);
       const frag = document.createDocumentFragment();
       const all = el('option', null, 'all');
       all.value = '';
@@ -577,6 +626,79 @@
   }
 
   // ---------------------------------------------------------------------------------------------------------------
+  // Read token: a hivewatch started with --read-token wants it on every API request (a bearer header) and on the
+  // live stream (the access_token parameter: browsers cannot set headers on a WebSocket). The page takes it from
+  // its own address once (`/?access_token=…` or `/#access_token=…`), keeps it in this browser's storage and
+  // removes it from the address bar; or asks for it when the server answers 401.
+
+  const TOKEN_KEY = 'hivewatch.readToken';
+  const auth = { token: null };
+
+  function initToken() {
+    const url = new URL(location.href);
+    const hash = new URLSearchParams(url.hash.slice(1));
+    const given = url.searchParams.get('access_token') || hash.get('access_token');
+    if (given) {
+      saveToken(given);
+      url.searchParams.delete('access_token');
+      hash.delete('access_token');
+      url.hash = hash.toString();
+      history.replaceState(null, '', url);
+    } else {
+      try {
+        auth.token = localStorage.getItem(TOKEN_KEY);
+      } catch {
+        auth.token = null;
+      }
+    }
+  }
+
+  function saveToken(token) {
+    auth.token = token || null;
+    try {
+      if (auth.token) localStorage.setItem(TOKEN_KEY, auth.token);
+      else localStorage.removeItem(TOKEN_KEY);
+    } catch {
+      // storage may be disabled: the token lasts as long as the page
+    }
+  }
+
+  function authHeaders() {
+    return auth.token ? { authorization: `Bearer ${auth.token}` } : {};
+  }
+
+  function showAuth(message) {
+    dom.authMessage.textContent = message;
+    dom.auth.hidden = false;
+    setStatus('closed', 'read token needed');
+    dom.authToken.focus();
+  }
+
+  // After a connection failed before opening: is it the token? (Otherwise hivewatch is down or restarting.)
+  async function tokenRefused() {
+    try {
+      const resp = await fetch(new URL('api/v1/observability/sessions?limit=1', document.baseURI), {
+        headers: authHeaders(),
+      });
+      return resp.status === 401;
+    } catch {
+      return false;
+    }
+  }
+
+  dom.auth.addEventListener('submit', (e) => {
+    e.preventDefault();
+    saveToken(dom.authToken.value.trim());
+    dom.authToken.value = '';
+    dom.auth.hidden = true;
+    conn.attempt = 0;
+    if (conn.ws) conn.ws.close();
+    else connect();
+    loadKnownSessions();
+    if (session.id) loadSession(true);
+  });
+
+  // ---------------------------------------------------------------------------------------------------------------
   // Live stream
 
   const conn = { ws: null, attempt: 0, retryTimer: 0, retryAt: 0, lastMessageAt: 0, heartbeat: null, state: '' };
@@ -595,6 +717,9 @@
       if (state.filters[field]) u.searchParams.append(param, state.filters[field]);
     }
     u.searchParams.set('backfill', String(BACKFILL));
+    // hivewatch compares the parameter as it appears in the query, undecoded: characters that are legal in a query
+    // (base64's + / =) go as they are; only those that would end or garble the parameter are escaped.
+    if (auth.token) u.search += `&access_token=${auth.token.replace(/[^A-Za-z0-9\-._~+/=!$'()*,;:@]/g, encodeURIComponent)}`;
     return u;
   }
 
@@ -613,7 +738,9 @@
     conn.ws = sock;
     sock.onopen = () => {
       if (conn.ws !== sock) return;
+      sock._opened = true;
       conn.attempt = 0;
+      dom.auth.hidden = true;
       conn.lastMessageAt = Date.now();
       state.connects++;
       setStatus('open', 'live');
@@ -623,12 +750,17 @@
     sock.onmessage = (m) => {
       if (conn.ws !== sock) return;
       conn.lastMessageAt = Date.now();
+      sock._pingAt = 0;
       handleMessage(m.data);
     };
-    sock.onclose = () => {
+    sock.onclose = async () => {
       if (conn.ws !== sock) return;
       conn.ws = null;
-      scheduleReconnect();
+      if (!sock._opened && (await tokenRefused())) {
+        if (!conn.ws) showAuth(auth.token ? 'The read token was refused; enter the right one.' : 'This hivewatch needs its read token.');
+        return;
+      }
+      if (!conn.ws) scheduleReconnect();
     };
   }
 
@@ -655,10 +787,57 @@
     sock.send(JSON.stringify({ type: 'subscribe', filters, backfill: BACKFILL }));
   }
 
-  let subscribeTimer = 0;
+  // After the server dropped events for this page (it read too slowly), the events matching the server-side filters
+  // are read back through the events API, newest first, back to a little before the earliest event time seen live
+  // since the last read-back (at most every 5 s, at most REFILL_PAGES pages).
+  let refillTimer = 0;
+  let lastRefillAt = 0;
+  function refillSoon() {
+    if (refillTimer) return;
+    const wait = Math.max(1500, 5000 - (Date.now() - lastRefillAt));
+    refillTimer = setTimeout(async () => {
+      try {
+        await refill();
+      } catch (err) {
+        state.refillError = String(err.message || err); // the next `missed` tries again
+      }
+      lastRefillAt = Date.now();
+      refillTimer = 0;
+    }, wait);
+  }
+
+  async function refill() {
+    state.refills++;
+    const from = state.liveSince;
+    state.liveSince = Infinity;
+    const params = new URLSearchParams({ order: 'desc', limit: '1000' });
+    if (isFinite(from)) params.set('since', new Date(from - 5000).toISOString());
+    const f = state.filters;
+    if (f.session) params.set('session_id', f.session);
+    if (f.agent) params.set('agent_id', f.agent);
+    if (f.event_type) params.set('event_type', f.event_type);
+    if (f.source_app) params.set('source_app', f.source_app);
+    for (let page = 0; page < REFILL_PAGES; page++) {
+      const body = await getJSON(`api/v1/observability/events?${params}`);
+      const events = body.events || [];
+      const fresh = events.filter((ev) => !state.byKey.has(eventKey(ev)));
+      for (const ev of fresh) state.pending.push({ ev, live: false });
+      state.refilled += fresh.length;
+      requestFrame();
+      if (!body.next_cursor) break;
+      params.set('cursor', body.next_cursor);
+    }
+  }
+
+  // Filter changes made together (the clear button) go out as one subscribe.
+  let subscribeQueued = false;
   function subscribeSoon() {
-    clearTimeout(subscribeTimer);
-    subscribeTimer = setTimeout(sendSubscribe, 60);
+    if (subscribeQueued) return;
+    subscribeQueued = true;
+    queueMicrotask(() => {
+      subscribeQueued = false;
+      sendSubscribe();
+    });
   }
 
   function handleMessage(data) {
@@ -688,6 +867,7 @@
         break;
       case 'missed':
         state.missed += Number(msg.count) || 0;
+        refillSoon();
         break;
       case 'broadcast':
         showBanner(`broadcast: ${clip(jsonText(msg.message), 500)}`);
@@ -714,8 +894,14 @@
 
   setInterval(() => {
     const sock = conn.ws;
-    if (sock && sock.readyState === WebSocket.OPEN && Date.now() - conn.lastMessageAt > STALE_AFTER_MS) {
-      sock.close(); // no heartbeat: the connection is dead without knowing it
+    if (sock && sock.readyState === WebSocket.OPEN) {
+      const now = Date.now();
+      if (sock._pingAt && now - sock._pingAt > PONG_WAIT_MS) {
+        sock.close(); // the connection is dead without knowing it
+      } else if (!sock._pingAt && now - conn.lastMessageAt > QUIET_MS) {
+        sock._pingAt = now;
+        sock.send(JSON.stringify({ type: 'ping' }));
+      }
     }
     updateRetryText();
   }, 1000);
@@ -724,7 +910,10 @@
     dom.countShown.textContent = state.view.length.toLocaleString();
     dom.countTotal.textContent = state.events.length.toLocaleString();
     dom.missed.hidden = !state.missed;
-    if (state.missed) dom.missed.textContent = `${state.missed.toLocaleString()} dropped by the server (slow client)`;
+    if (state.missed) {
+      dom.missed.textContent = `${state.missed.toLocaleString()} dropped by the server (slow client)` +
+        (state.refilled ? `, ${state.refilled.toLocaleString()} read back` : '');
+    }
   }
 
   // ---------------------------------------------------------------------------------------------------------------
@@ -805,8 +994,11 @@
   };
 
   async function getJSON(path) {
-    const resp = await fetch(new URL(path, document.baseURI), { headers: { accept: 'application/json' } });
+    const resp = await fetch(new URL(path, document.baseURI), {
+      headers: { accept: 'application/json', ...authHeaders() },
+    });
     const body = await resp.json().catch(() => null);
+    if (resp.status === 401) showAuth(auth.token ? 'The read token was refused; enter the right one.' : 'This hivewatch needs its read token.');
     if (!resp.ok) {
       const err = new Error((body && body.error) || `${resp.status} ${resp.statusText}`);
       err.status = resp.status;
@@ -1163,8 +1355,12 @@
       const latency = c.latency_ms !== null && c.latency_ms !== undefined ? fmtDuration(c.latency_ms) : c.status;
       bar.title = `${c.tool_name || ''} ${latency} (${c.status}) started ${c.started_at || '?'}`;
       const text = el('span', 'bar-text', `${latency}${c.status === 'error' ? ' · failed' : ''}`);
-      if (left + width < 82) text.style.left = `${left + width}%`;
-      else {
+      if (left + width < 82) {
+        text.style.left = `${left + width}%`;
+      } else if (width > 20) {
+        text.style.left = `${left}%`;
+        text.classList.add('inside');
+      } else {
         text.style.right = `${100 - left}%`;
         text.style.paddingRight = '4px';
       }
@@ -1334,7 +1530,11 @@
       stored: state.events.length,
       shown: state.view.length,
       live: state.live,
+      pending: state.pending.length,
       missed: state.missed,
+      refilled: state.refilled,
+      refills: state.refills,
+      refillError: state.refillError,
       backfills: state.backfills,
       connects: state.connects,
       connection: conn.state,
@@ -1349,6 +1549,7 @@
     openSession,
   };
 
+  initToken();
   compileMatch();
   loadKnownSessions();
   connect();
