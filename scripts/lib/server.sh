@@ -3,7 +3,9 @@
 # scripts/bench-hook.sh, which run with `set -euo pipefail`.
 #
 #   hw_init PROG [--quiet-kill]  makes the temp dirs, installs the EXIT/INT/TERM traps
-#   hw_start_server [--grpc]     starts `$HIVEWATCH_BIN serve`, sets HTTP_ADDR (and GRPC_ADDR)
+#   hw_on_exit FUNC              has the EXIT trap call FUNC once the server is stopped (cleanup)
+#   hw_start_server [--grpc] [-- ARGS...]
+#                                starts `$HIVEWATCH_BIN serve [ARGS...]`, sets HTTP_ADDR (and GRPC_ADDR)
 #   hw_server_alive              true while the server runs
 #   hw_show_server_logs          tails the server's stdout and stderr to stderr
 #   hw_wait_child PID            waits for a background child, stopped by the EXIT trap if need be
@@ -27,9 +29,16 @@ hw_init() {
     SERVER_ERR="$WORK_DIR/server.err"
     SERVER_PID=""
     HW_CHILD_PID=""
+    HW_EXIT_HOOKS=()
     trap hw_cleanup EXIT
     trap 'exit 130' INT
     trap 'exit 143' TERM
+}
+
+# hw_on_exit FUNC: the EXIT trap calls FUNC (no arguments) after stopping the server, before removing the
+# temp dirs; hooks run in the order they were added and their failures are ignored.
+hw_on_exit() {
+    HW_EXIT_HOOKS+=("$1")
 }
 
 hw_server_alive() {
@@ -48,17 +57,23 @@ hw_bound_addr() {
     grep -m1 -F "$1" "$SERVER_LOG" 2>/dev/null | sed -nE 's#.*//([^/[:space:]]+).*#\1#p' || true
 }
 
-# hw_start_server [--grpc]: starts the server on ephemeral loopback ports and waits up to 30 s for it to
-# print its OTLP HTTP address (and with --grpc its OTLP gRPC one too). Exits 1 if it does not.
+# hw_start_server [--grpc] [-- ARGS...]: starts the server on ephemeral loopback ports and waits up to 30 s
+# for it to print its OTLP HTTP address (and with --grpc its OTLP gRPC one too). Exits 1 if it does not.
+# ARGS after `--` are further `serve` flags (e.g. --database-url). Each start truncates SERVER_LOG and
+# SERVER_ERR.
 # shellcheck disable=SC2120 # --grpc is optional
 hw_start_server() {
     local need_grpc=false what="its OTLP HTTP address" i
     if [[ "${1:-}" == --grpc ]]; then
         need_grpc=true
         what="its OTLP gRPC and OTLP HTTP addresses"
+        shift
+    fi
+    if [[ "${1:-}" == -- ]]; then
+        shift
     fi
     echo "$HW_PROG: starting $HIVEWATCH_BIN serve (data dir $DATA_DIR)"
-    "$HIVEWATCH_BIN" serve --data-dir "$DATA_DIR" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 \
+    "$HIVEWATCH_BIN" serve --data-dir "$DATA_DIR" --grpc-addr 127.0.0.1:0 --http-addr 127.0.0.1:0 "$@" \
         >"$SERVER_LOG" 2>"$SERVER_ERR" &
     SERVER_PID=$!
 
@@ -128,6 +143,10 @@ hw_cleanup() {
         wait "$HW_CHILD_PID" 2>/dev/null || true
     fi
     hw_stop_server 5
+    local hook
+    for hook in "${HW_EXIT_HOOKS[@]}"; do
+        "$hook" || true
+    done
     rm -rf "$DATA_DIR" "$WORK_DIR"
     exit "$rc"
 }

@@ -5,16 +5,20 @@
 //! flight. Open loop (`--rate`): exports are scheduled at fixed times and
 //! latency is measured from the scheduled time, so a stalled receiver shows
 //! up as latency instead of silently lowering the offered load.
+//!
+//! `hivewatch-load stream-lag` reads hivewatch's Redis stream instead and
+//! reports how far its entries lag behind the commits (see `stream_lag`).
 
 mod generate;
 mod stats;
+mod stream_lag;
 mod transport;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Result, bail};
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use prost::Message;
 use tokio::time::Instant;
 
@@ -60,9 +64,21 @@ impl Signal {
 }
 
 /// Load generator for the hivewatch OTLP receiver.
+///
+/// Without a subcommand, drives the receiver with the flags below and prints
+/// throughput and ack latency.
 #[derive(Parser, Debug, Clone)]
-#[command(name = "hivewatch-load", version, about, args_override_self = true)]
+#[command(
+    name = "hivewatch-load",
+    version,
+    about,
+    args_override_self = true,
+    args_conflicts_with_subcommands = true
+)]
 pub struct Args {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// OTLP transport.
     #[arg(long, value_enum, default_value_t = Protocol::Http)]
     protocol: Protocol,
@@ -119,6 +135,14 @@ pub struct Args {
     /// Tokio worker threads for the generator [default: one per core].
     #[arg(long)]
     threads: Option<usize>,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+enum Command {
+    /// Reads hivewatch's Redis stream and reports how far its entries lag
+    /// behind the commits of their events, and how many distinct events it
+    /// holds.
+    StreamLag(stream_lag::StreamLagArgs),
 }
 
 impl Args {
@@ -346,8 +370,42 @@ async fn run(args: Args) -> Result<Report> {
     })
 }
 
+fn stream_lag_main(args: stream_lag::StreamLagArgs) -> std::process::ExitCode {
+    if let Err(e) = args.validate() {
+        eprintln!("hivewatch-load: {e}");
+        return std::process::ExitCode::from(2);
+    }
+    let rt = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("hivewatch-load: starting the runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(stream_lag::run(args)) {
+        Ok(report) => {
+            report.print();
+            if report.count_matches() {
+                std::process::ExitCode::SUCCESS
+            } else {
+                std::process::ExitCode::FAILURE
+            }
+        }
+        Err(e) => {
+            eprintln!("hivewatch-load: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if let Some(Command::StreamLag(lag)) = args.command.take() {
+        return stream_lag_main(lag);
+    }
     if let Err(e) = args.validate() {
         eprintln!("hivewatch-load: {e}");
         return std::process::ExitCode::from(2);
