@@ -281,9 +281,30 @@ mod tests {
         handle(0, &ev(7, 1), 3_000_000, &s, &mut out, &mut last);
         handle(0, &ev(7, 1), 3_000_000, &s, &mut out, &mut last);
         handle(0, &ev(8, 2), 3_000_000, &s, &mut out, &mut last);
-        handle(0, r#"{"type":"missed","count":5}"#, 0, &s, &mut out, &mut last);
-        handle(0, r#"{"time":"2026-11-25T00:00:00Z","type":"heartbeat"}"#, 0, &s, &mut out, &mut last);
-        handle(0, r#"{"events":[],"type":"backfill"}"#, 0, &s, &mut out, &mut last);
+        handle(
+            0,
+            r#"{"type":"missed","count":5}"#,
+            0,
+            &s,
+            &mut out,
+            &mut last,
+        );
+        handle(
+            0,
+            r#"{"time":"2026-11-25T00:00:00Z","type":"heartbeat"}"#,
+            0,
+            &s,
+            &mut out,
+            &mut last,
+        );
+        handle(
+            0,
+            r#"{"events":[],"type":"backfill"}"#,
+            0,
+            &s,
+            &mut out,
+            &mut last,
+        );
         handle(0, "not json", 0, &s, &mut out, &mut last);
         assert_eq!(out.delivered, 2);
         assert_eq!(out.out_of_order, 1);

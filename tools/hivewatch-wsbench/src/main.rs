@@ -130,7 +130,11 @@ fn main() -> Result<()> {
         bail!("--duration must be positive");
     }
     if args.batch * 1_000_000_000 / args.rate == 0 {
-        bail!("--batch {} at --rate {} leaves no time between requests", args.batch, args.rate);
+        bail!(
+            "--batch {} at --rate {} leaves no time between requests",
+            args.batch,
+            args.rate
+        );
     }
     let mut rt = tokio::runtime::Builder::new_multi_thread();
     if let Some(t) = args.threads {
@@ -422,13 +426,7 @@ mod tests {
     fn sessions_are_uuids_and_clients_spread_over_them() {
         let ids = session_ids(0x1234_5678_9abc, 3);
         assert_eq!(ids[2], "12345678-9abc-4000-8000-000000000002");
-        let args = Args::parse_from([
-            "wsbench",
-            "--addr",
-            "127.0.0.1:4318",
-            "--sessions",
-            "3",
-        ]);
+        let args = Args::parse_from(["wsbench", "--addr", "127.0.0.1:4318", "--sessions", "3"]);
         assert_eq!(
             stream_url(&args, &ids, 4),
             format!(
@@ -436,13 +434,7 @@ mod tests {
                 ids[1]
             )
         );
-        let all = Args::parse_from([
-            "wsbench",
-            "--addr",
-            "127.0.0.1:4318",
-            "--subscribe",
-            "all",
-        ]);
+        let all = Args::parse_from(["wsbench", "--addr", "127.0.0.1:4318", "--subscribe", "all"]);
         assert_eq!(
             stream_url(&all, &ids, 4),
             "ws://127.0.0.1:4318/observability/dashboard/stream?backfill=0"

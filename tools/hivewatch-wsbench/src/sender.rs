@@ -121,7 +121,9 @@ pub async fn run(plan: Arc<Plan>) -> Report {
             if let Some(t) = &plan.token {
                 req = req.header("authorization", format!("Bearer {t}"));
             }
-            let req = req.body(Full::new(Bytes::from(body))).expect("valid request");
+            let req = req
+                .body(Full::new(Bytes::from(body)))
+                .expect("valid request");
             let result = tokio::time::timeout(plan.request_timeout, async {
                 let resp = client.request(req).await.map_err(|e| format!("{e:#}"))?;
                 let status = resp.status();
@@ -212,6 +214,11 @@ mod tests {
         // The last request holds what is left.
         let (first, n, b) = body(&plan, 2, 5);
         assert_eq!((first, n), (8, 2));
-        assert_eq!(serde_json::from_str::<Vec<serde_json::Value>>(&b).unwrap().len(), 2);
+        assert_eq!(
+            serde_json::from_str::<Vec<serde_json::Value>>(&b)
+                .unwrap()
+                .len(),
+            2
+        );
     }
 }
