@@ -73,7 +73,7 @@ for tool in psql redis-cli pgrep; do
 done
 
 admin_sql() {
-    psql "$BENCH_DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -c "$1" >/dev/null
+    PGOPTIONS="-c client_min_messages=warning" psql "$BENCH_DATABASE_URL" -X -q -v ON_ERROR_STOP=1 -c "$1" >/dev/null
 }
 
 redis_cmd() {
@@ -134,6 +134,7 @@ cluster_stats() {
         'SELECT checkpoints_timed + checkpoints_req, (SELECT wal_bytes FROM pg_stat_wal) FROM pg_stat_bgwriter'
 }
 
+# shellcheck disable=SC2317 # invoked by the EXIT trap (hw_on_exit)
 drop_bench_state() {
     admin_sql "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" ||
         echo "bench-postgres: could not drop database $DB_NAME" >&2

@@ -13,7 +13,7 @@
 //! The stream is read with XRANGE in pages. `distinct_event_ids` counts the
 //! events it holds once each (the publisher delivers at least once, so an
 //! entry may repeat), which a caller compares with the store's row count
-//! through `--expect-distinct`.
+//! through `--expect-distinct`. The report ends with a `RESULT {json}` line.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -58,7 +58,9 @@ pub struct StreamLagArgs {
     page: usize,
 
     /// How many distinct event ids the range should hold (e.g. the row
-    /// count of `agent_events`); any other count makes the exit status 1.
+    /// count of `agent_events`); any other count makes the exit status 1
+    /// (as does, with or without this flag, an entry without a readable
+    /// `event_id` or `data.received_at`).
     #[arg(long)]
     expect_distinct: Option<u64>,
 
