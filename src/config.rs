@@ -221,6 +221,21 @@ pub struct ServeArgs {
     /// How often the retention pass runs.
     #[arg(long, env = "HIVEWATCH_RETENTION_INTERVAL", value_parser = parse_duration, default_value = "1h")]
     pub retention_interval: Duration,
+    /// A regex whose matches are redacted from every string of every payload and transcript, besides the
+    /// built-in rules; repeatable. In the environment variable, one pattern per line. Kept out of `Debug` output,
+    /// since a pattern may spell a secret literally.
+    #[arg(
+        long = "redact-pattern",
+        env = "HIVEWATCH_REDACT_PATTERNS",
+        value_delimiter = '\n'
+    )]
+    pub redact_patterns: Vec<Secret>,
+    /// Replace prompt text (hook and OTLP `prompt` fields, user messages of transcripts) with `[dropped]`.
+    #[arg(long, env = "HIVEWATCH_DROP_PROMPTS")]
+    pub drop_prompts: bool,
+    /// Replace tool output (`tool_response`, transcript `tool_result` blocks) with `[dropped]`.
+    #[arg(long, env = "HIVEWATCH_DROP_TOOL_OUTPUT")]
+    pub drop_tool_output: bool,
 }
 
 /// A setting that may hold a password (a URL, a token): never printed.
@@ -270,6 +285,7 @@ impl ServeArgs {
     /// Checks everything that can be checked before a port is bound.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.store.store_config()?;
+        self.redact_settings()?;
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "--max-body-bytes must be at least 1024".into(),
@@ -342,10 +358,26 @@ impl ServeArgs {
         Ok(())
     }
 
+    /// The extra redaction of `--redact-pattern`, `--drop-prompts` and `--drop-tool-output`, compiled.
+    pub fn redact_settings(&self) -> Result<crate::model::redact::RedactSettings, ConfigError> {
+        let patterns: Vec<String> = self
+            .redact_patterns
+            .iter()
+            .map(|p| p.0.trim_end_matches('\r').to_string())
+            .collect();
+        crate::model::redact::RedactSettings::new(
+            &patterns,
+            self.drop_prompts,
+            self.drop_tool_output,
+        )
+        .map_err(ConfigError::Invalid)
+    }
+
     pub fn pipeline_config(&self) -> PipelineConfig {
         PipelineConfig {
             queue_capacity: self.queue_capacity,
             max_batch_events: self.max_batch_events,
+            redact: std::sync::Arc::new(self.redact_settings().unwrap_or_default()),
             ..Default::default()
         }
     }

@@ -13,7 +13,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
-use crate::model::redact::redact_json;
+use crate::model::redact::{RedactSettings, redact_json};
 use crate::model::{AgentEvent, StoredEvent};
 use crate::store::{CommitFailure, CommitOutcome, Store, StoreError};
 
@@ -34,6 +34,8 @@ pub struct PipelineConfig {
     pub live: Option<crate::live::Hub>,
     /// OTLP export of assembled spans.
     pub export: Option<crate::export::ExportFeed>,
+    /// Redaction beyond the built-in rules (`--redact-pattern`, `--drop-prompts`, `--drop-tool-output`).
+    pub redact: Arc<RedactSettings>,
 }
 
 /// One committed batch, as the sinks downstream of the store see it.
@@ -64,6 +66,7 @@ impl Default for PipelineConfig {
             feed: None,
             live: None,
             export: None,
+            redact: Arc::default(),
         }
     }
 }
@@ -96,6 +99,7 @@ struct Submission {
 pub struct Pipeline {
     tx: mpsc::Sender<Submission>,
     enqueue_timeout: Duration,
+    redact: Arc<RedactSettings>,
 }
 
 impl Pipeline {
@@ -114,9 +118,15 @@ impl Pipeline {
             Pipeline {
                 tx,
                 enqueue_timeout: config.enqueue_timeout,
+                redact: config.redact,
             },
             task,
         )
+    }
+
+    /// The redaction settings this pipeline applies, for the transcript path.
+    pub fn redact_settings(&self) -> &RedactSettings {
+        &self.redact
     }
 
     /// Requests waiting for a commit and the queue's capacity, for `/metrics`; holds the queue only weakly, so
@@ -139,6 +149,7 @@ impl Pipeline {
         }
         for ev in &mut events {
             redact_json(&mut ev.payload);
+            self.redact.apply_payload(&mut ev.payload);
             ev.make_storable();
         }
         let permit = match tokio::time::timeout(self.enqueue_timeout, self.tx.reserve()).await {

@@ -172,7 +172,14 @@ async fn receive_transcript(
     let total = lines.len();
     let entries: Vec<TranscriptEntry> = lines
         .iter()
-        .filter_map(|line| TranscriptEntry::from_line(session_id, &agent_id, line.clone(), now))
+        .filter_map(|line| {
+            let mut line = line.clone();
+            state
+                .pipeline
+                .redact_settings()
+                .apply_transcript_line(&mut line);
+            TranscriptEntry::from_line(session_id, &agent_id, line, now)
+        })
         .collect();
     let accepted = entries.len();
     let stored = state

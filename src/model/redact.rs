@@ -42,14 +42,78 @@ const RULES: &[(&str, &str)] = &[
         "${keep}[REDACTED]",
     ),
     (
-        r"(?P<keep>(?-u:\b)[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/ \t\r\n@]+:)[^@ \t\r\n/]+@",
+        r"(?P<keep>(?-u:\b)[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/ \t\r\n@]*:)[^@ \t\r\n/]+@",
         "${keep}[REDACTED]@",
     ),
+    (r"(?-u:\b)glpat-[A-Za-z0-9_\-]{20,}", REDACTED),
+    (r"(?-u:\b)npm_[A-Za-z0-9]{36}(?-u:\b)", REDACTED),
+    (r"(?-u:\b)GOCSPX-[A-Za-z0-9_\-]{20,}", REDACTED),
+    (r"(?-u:\b)ya29\.[0-9A-Za-z_\-]{20,}", REDACTED),
     (
-        r#"(?i)(?P<keep>(?-u:\b)[A-Z0-9_]*(?:API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|PWD|CREDENTIALS?|PRIVATE_KEY)(?:_[A-Z0-9_]*)?(?-u:\s)*[=:](?-u:\s)*)(?:"[^"\n]*"|'[^'\n]*'|[^ \t\r\n"',;]+)"#,
+        r"(?P<keep>hooks\.slack\.com/(?:services|workflows|triggers)/)[A-Za-z0-9/_\-]{8,}",
+        "${keep}[REDACTED]",
+    ),
+    (
+        r#"(?i)(?P<keep>(?-u:\b)authorization["']?[ \t]*[:=][ \t]*["']?basic[ \t]+)[A-Za-z0-9+/]{6,}=*"#,
+        "${keep}[REDACTED]",
+    ),
+    // Must stay last: `NAME_RULE` names it, and its matches are filtered (see `assignment`).
+    (
+        r#"(?i)(?P<keep>(?-u:\b)(?P<name>[A-Z0-9_]*(?:API_?KEY|TOKEN|SECRET|PASSWORD|PASSWD|PWD|CREDENTIALS?|PRIVATE_KEY)(?:_[A-Z0-9_]*)?)["']?[ \t]*[=:][ \t]*)(?P<value>"[^"\n]*"|'[^'\n]*'|[^ \t\r\n"',;]+)"#,
         "${keep}[REDACTED]",
     ),
 ];
+
+/// The `NAME=value` rule, whose matches are kept when the name says the value is not a secret.
+const NAME_RULE: usize = RULES.len() - 1;
+
+/// Last words of a secret-looking name that say its value is something else: a count, a size, a path, a URL,
+/// a type (`TOKEN_COUNT=5`, `SECRET_KEY_FILE=/run/secrets/k`, `PASSWORD_RESET_URL=https://…`).
+const NOT_SECRET_SUFFIXES: &[&str] = &[
+    "count",
+    "counts",
+    "limit",
+    "len",
+    "length",
+    "size",
+    "ttl",
+    "timeout",
+    "expiry",
+    "expires",
+    "expiration",
+    "file",
+    "path",
+    "dir",
+    "url",
+    "uri",
+    "endpoint",
+    "type",
+    "header",
+    "name",
+    "min",
+    "max",
+    "enabled",
+];
+
+/// The replacement for one `NAME=value` match: the value redacted, unless the name's last word says it is not a
+/// secret or the value is a variable reference (`$API_KEY`, `${TOKEN}`).
+fn assignment(caps: &regex::Captures<'_>) -> String {
+    let name = caps.name("name").map_or("", |m| m.as_str());
+    let value = caps.name("value").map_or("", |m| m.as_str());
+    let last = name
+        .rsplit('_')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_lowercase();
+    let value = value.trim_matches(|c| c == '"' || c == '\'');
+    if (name.contains('_') && NOT_SECRET_SUFFIXES.contains(&last.as_str()))
+        || value.starts_with('$')
+    {
+        caps[0].to_string()
+    } else {
+        format!("{}{REDACTED}", &caps["keep"])
+    }
+}
 
 /// Tells which rules may apply to a string; a rule's own regex is built the first time it is needed.
 static SET: LazyLock<RegexSet> = LazyLock::new(|| {
@@ -75,12 +139,14 @@ const SECRET_KEY_WORDS: &[&str] = &[
     "auth_token",
     "authorization",
     "private_key",
+    "access_key",
+    "secret_key",
     "credential",
     "credentials",
     "cookie",
 ];
 
-fn is_secret_key(key: &str) -> bool {
+pub fn is_secret_key(key: &str) -> bool {
     let key: String = key
         .chars()
         .map(|c| match c {
@@ -102,7 +168,12 @@ pub fn redact_str(s: &str) -> Cow<'_, str> {
     }
     let mut out = s.to_string();
     for i in hits.iter() {
-        if let Cow::Owned(replaced) = rule(i).replace_all(&out, RULES[i].1) {
+        let replaced = if i == NAME_RULE {
+            rule(i).replace_all(&out, assignment)
+        } else {
+            rule(i).replace_all(&out, RULES[i].1)
+        };
+        if let Cow::Owned(replaced) = replaced {
             out = replaced;
         }
     }
@@ -128,6 +199,141 @@ pub fn redact_json(v: &mut Value) {
             }
         }
         _ => {}
+    }
+}
+
+/// What replaces dropped prompt text and tool output.
+pub const DROPPED: &str = "[dropped]";
+
+/// Separator of `HIVEWATCH_REDACT_PATTERNS`: a newline, which a one-line regex never needs to contain (write `\n`
+/// inside a pattern for a literal newline).
+pub const PATTERNS_ENV_SEPARATOR: char = '\n';
+
+/// Server-side redaction beyond the built-in rules, from `serve` flags: extra patterns, and dropping prompts or
+/// tool output whole. Applied to every event's payload and every transcript line before storage.
+#[derive(Debug, Clone, Default)]
+pub struct RedactSettings {
+    /// Every match of each pattern in every string becomes `[REDACTED]`.
+    pub extra_patterns: Vec<Regex>,
+    /// Prompt text (`prompt` fields, user messages of transcripts) becomes `[dropped]`.
+    pub drop_prompts: bool,
+    /// Tool output (`tool_response` and the like, `tool_result` blocks of transcripts) becomes `[dropped]`.
+    pub drop_tool_output: bool,
+}
+
+/// Payload keys that hold a tool's output.
+const TOOL_OUTPUT_KEYS: &[&str] = &[
+    "tool_response",
+    "tool_output",
+    "tool_result",
+    "toolUseResult",
+];
+
+impl RedactSettings {
+    /// Compiles the extra patterns; the error names the pattern that does not compile.
+    pub fn new(
+        patterns: &[String],
+        drop_prompts: bool,
+        drop_tool_output: bool,
+    ) -> Result<Self, String> {
+        let extra_patterns = patterns
+            .iter()
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let re = Regex::new(p)
+                    .map_err(|e| format!("--redact-pattern {p:?} is not a valid regex: {e}"))?;
+                // A pattern that matches nothing at all would put `[REDACTED]` between every character.
+                if re.is_match("") {
+                    return Err(format!(
+                        "--redact-pattern {p:?} matches the empty string: it must match at least one character"
+                    ));
+                }
+                Ok(re)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(RedactSettings {
+            extra_patterns,
+            drop_prompts,
+            drop_tool_output,
+        })
+    }
+
+    /// True when there is nothing beyond the built-in rules to apply.
+    pub fn is_noop(&self) -> bool {
+        self.extra_patterns.is_empty() && !self.drop_prompts && !self.drop_tool_output
+    }
+
+    /// Applies the settings to an event's payload (a hook payload or an OTLP item's attributes).
+    pub fn apply_payload(&self, payload: &mut Value) {
+        if self.is_noop() {
+            return;
+        }
+        if let Value::Object(map) = payload {
+            for (k, v) in map.iter_mut() {
+                let dropped = (self.drop_prompts && k == "prompt")
+                    || (self.drop_tool_output && TOOL_OUTPUT_KEYS.contains(&k.as_str()));
+                if dropped && !v.is_null() {
+                    *v = Value::String(DROPPED.into());
+                }
+            }
+        }
+        self.apply_patterns(payload);
+    }
+
+    /// Applies the settings to one transcript line (Claude Code session JSONL) before it is read.
+    pub fn apply_transcript_line(&self, line: &mut Value) {
+        if self.is_noop() {
+            return;
+        }
+        if self.drop_tool_output
+            && let Some(v) = line.get_mut("toolUseResult")
+            && !v.is_null()
+        {
+            *v = Value::String(DROPPED.into());
+        }
+        let is_user = line.get("type").and_then(Value::as_str) == Some("user")
+            || line.pointer("/message/role").and_then(Value::as_str) == Some("user");
+        if let Some(content) = line.pointer_mut("/message/content") {
+            match content {
+                Value::String(text) if is_user && self.drop_prompts => *text = DROPPED.into(),
+                Value::Array(blocks) => {
+                    for block in blocks {
+                        let kind = block
+                            .get("type")
+                            .and_then(Value::as_str)
+                            .unwrap_or_default();
+                        let (field, drop) = match kind {
+                            "text" => ("text", is_user && self.drop_prompts),
+                            "tool_result" => ("content", self.drop_tool_output),
+                            _ => continue,
+                        };
+                        if drop && let Some(v) = block.get_mut(field) {
+                            *v = Value::String(DROPPED.into());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.apply_patterns(line);
+    }
+
+    fn apply_patterns(&self, v: &mut Value) {
+        if self.extra_patterns.is_empty() {
+            return;
+        }
+        match v {
+            Value::String(s) => {
+                for re in &self.extra_patterns {
+                    if let Cow::Owned(r) = re.replace_all(s, REDACTED) {
+                        *s = r;
+                    }
+                }
+            }
+            Value::Array(items) => items.iter_mut().for_each(|i| self.apply_patterns(i)),
+            Value::Object(map) => map.values_mut().for_each(|i| self.apply_patterns(i)),
+            _ => {}
+        }
     }
 }
 
@@ -206,6 +412,46 @@ mod tests {
         ] {
             assert!(!is_secret_key(k), "{k}");
         }
+    }
+
+    #[test]
+    fn settings_drop_prompts_and_tool_output_and_apply_patterns() {
+        let settings =
+            RedactSettings::new(&["INT-[0-9]+".into()], true, true).expect("valid pattern");
+        // A Claude Code `user_prompt` log's attributes carry the prompt as `prompt`.
+        let mut log =
+            json!({"event.name": "user_prompt", "prompt": "fix INT-42", "prompt_length": "10"});
+        settings.apply_payload(&mut log);
+        assert_eq!(log["prompt"], DROPPED);
+        assert_eq!(log["prompt_length"], "10");
+        let mut post =
+            json!({"tool_input": {"command": "see INT-7"}, "tool_response": {"stdout": "x"}});
+        settings.apply_payload(&mut post);
+        assert_eq!(post["tool_response"], DROPPED);
+        assert_eq!(post["tool_input"]["command"], "see [REDACTED]");
+        let mut untouched = json!({"prompt": "fix INT-42"});
+        RedactSettings::default().apply_payload(&mut untouched);
+        assert_eq!(untouched["prompt"], "fix INT-42");
+        let err = RedactSettings::new(&["(".into()], false, false).unwrap_err();
+        assert!(err.contains("\"(\""), "{err}");
+        let err = RedactSettings::new(&["x*".into()], false, false).unwrap_err();
+        assert!(err.contains("empty string"), "{err}");
+    }
+
+    #[test]
+    fn assignments_with_benign_names_or_references_survive() {
+        for s in [
+            "TOKEN_COUNT=5",
+            "SECRET_KEY_FILE=/run/k",
+            "API_KEY=$OTHER",
+            "Password:\nnext",
+        ] {
+            assert_eq!(redact_str(s), s);
+        }
+        assert_eq!(
+            redact_str("\"password\": \"pw\""),
+            "\"password\": [REDACTED]"
+        );
     }
 
     #[test]
