@@ -98,10 +98,15 @@ pub async fn stream(
         Ok(q) => q,
         Err(e) => return (StatusCode::BAD_REQUEST, Json(json!({ "error": e }))).into_response(),
     };
-    ws.on_upgrade(move |socket| async move {
-        let sub = state.hub.subscribe(peer.to_string(), filter.clone());
-        serve_client(state, socket, sub, filter, backfill).await;
-    })
+    // Clients send only small control messages: small buffers keep an idle connection cheap (the defaults reserve
+    // 128 KiB for reading alone).
+    ws.read_buffer_size(4 * 1024)
+        .write_buffer_size(16 * 1024)
+        .max_message_size(64 * 1024)
+        .on_upgrade(move |socket| async move {
+            let sub = state.hub.subscribe(peer.to_string(), filter.clone());
+            serve_client(state, socket, sub, filter, backfill).await;
+        })
 }
 
 async fn send(socket: &mut WebSocket, text: &str) -> bool {

@@ -278,34 +278,16 @@ mod tests {
                 r#"{{"event":{{"id":3,"event_type":"Notification","payload":{{"bench_run":{run},"bench_seq":{seq},"bench_sent_ns":1000000,"hook_event_name":"Notification","session_id":"x"}}}},"type":"event"}}"#
             )
         };
-        handle(0, &ev(7, 1), 3_000_000, &s, &mut out, &mut last);
-        handle(0, &ev(7, 1), 3_000_000, &s, &mut out, &mut last);
-        handle(0, &ev(8, 2), 3_000_000, &s, &mut out, &mut last);
-        handle(
-            0,
-            r#"{"type":"missed","count":5}"#,
-            0,
-            &s,
-            &mut out,
-            &mut last,
-        );
-        handle(
-            0,
-            r#"{"time":"2026-11-25T00:00:00Z","type":"heartbeat"}"#,
-            0,
-            &s,
-            &mut out,
-            &mut last,
-        );
-        handle(
-            0,
-            r#"{"events":[],"type":"backfill"}"#,
-            0,
-            &s,
-            &mut out,
-            &mut last,
-        );
-        handle(0, "not json", 0, &s, &mut out, &mut last);
+        let mut feed = |text: &str, received_ns: u64| {
+            handle(0, text, received_ns, &s, &mut out, &mut last);
+        };
+        feed(&ev(7, 1), 3_000_000);
+        feed(&ev(7, 1), 3_000_000);
+        feed(&ev(8, 2), 3_000_000);
+        feed(r#"{"type":"missed","count":5}"#, 0);
+        feed(r#"{"time":"2026-11-25T00:00:00Z","type":"heartbeat"}"#, 0);
+        feed(r#"{"events":[],"type":"backfill"}"#, 0);
+        feed("not json", 0);
         assert_eq!(out.delivered, 2);
         assert_eq!(out.out_of_order, 1);
         assert_eq!(out.foreign, 2);
