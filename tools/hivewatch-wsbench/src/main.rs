@@ -281,6 +281,7 @@ async fn run(args: Args) -> Result<()> {
     let server_rss_before = args.server_pid.and_then(proc::rss_kib);
     let server_cpu = args.server_pid.map(CpuMeter::start);
     let bench_cpu = CpuMeter::start(std::process::id());
+    let machine_cpu = CpuMeter::machine();
     eprintln!(
         "wsbench: sending {} events/s for {} + {} s",
         args.rate, args.warmup, args.duration
@@ -288,6 +289,7 @@ async fn run(args: Args) -> Result<()> {
     let sent = sender::run(plan).await;
     let server_cpu_pct = server_cpu.as_ref().and_then(CpuMeter::percent);
     let bench_cpu_pct = bench_cpu.percent();
+    let machine_cpu_pct = machine_cpu.percent();
     let server_rss_after = args.server_pid.and_then(proc::rss_kib);
 
     // What the connected clients should receive: their session's accepted events, or all of them.
@@ -361,6 +363,13 @@ async fn run(args: Args) -> Result<()> {
             "server_rss_kib_before": server_rss_before,
             "server_rss_kib_after": server_rss_after,
             "bench_cpu_pct": bench_cpu_pct.map(|p| p.round()),
+            "machine_cpu_pct": machine_cpu_pct.map(|p| p.round()),
+            // Everything else on the machine meanwhile: builds, other services. Benchmark figures taken while this
+            // is large are not comparable.
+            "other_cpu_pct": match (machine_cpu_pct, server_cpu_pct, bench_cpu_pct) {
+                (Some(m), s, Some(b)) => Some((m - s.unwrap_or(0.0) - b).max(0.0).round()),
+                _ => None,
+            },
         }),
     );
     result_line(&result);

@@ -35,9 +35,28 @@ fn parse_status_kib(status: &str, key: &str) -> Option<u64> {
     line[key.len()..].split_whitespace().next()?.parse().ok()
 }
 
-/// CPU use of one process between two readings, in percent of one core.
+/// Busy CPU time of the whole machine, all cores together (`/proc/stat`: everything but idle and iowait).
+pub fn machine_busy() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/stat").ok()?;
+    parse_machine_busy(&stat).map(|ticks| Duration::from_millis(ticks * 1000 / USER_HZ))
+}
+
+fn parse_machine_busy(stat: &str) -> Option<u64> {
+    let line = stat.lines().find(|l| l.starts_with("cpu "))?;
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .map(|v| v.parse().ok())
+        .collect::<Option<_>>()?;
+    // user nice system idle iowait irq softirq steal [guest guest_nice, already inside user and nice]
+    let busy = ticks.iter().take(8).sum::<u64>() - ticks.get(3)? - ticks.get(4)?;
+    Some(busy)
+}
+
+/// CPU use between two readings, in percent of one core: of one process, or of the whole machine.
 pub struct CpuMeter {
-    pid: u32,
+    /// `None`: the whole machine.
+    pid: Option<u32>,
     start: Option<Duration>,
     wall: std::time::Instant,
 }
@@ -45,15 +64,30 @@ pub struct CpuMeter {
 impl CpuMeter {
     pub fn start(pid: u32) -> CpuMeter {
         CpuMeter {
-            pid,
+            pid: Some(pid),
             start: cpu_time(pid),
             wall: std::time::Instant::now(),
         }
     }
 
-    /// Percent of one core since `start` (200 = both cores of a two-core machine).
+    pub fn machine() -> CpuMeter {
+        CpuMeter {
+            pid: None,
+            start: machine_busy(),
+            wall: std::time::Instant::now(),
+        }
+    }
+
+    fn now(&self) -> Option<Duration> {
+        match self.pid {
+            Some(pid) => cpu_time(pid),
+            None => machine_busy(),
+        }
+    }
+
+    /// Percent of one core since `start` (200 = both cores of a two-core machine busy).
     pub fn percent(&self) -> Option<f64> {
-        let used = cpu_time(self.pid)?.checked_sub(self.start?)?;
+        let used = self.now()?.checked_sub(self.start?)?;
         let wall = self.wall.elapsed().as_secs_f64();
         (wall > 0.0).then(|| used.as_secs_f64() * 100.0 / wall)
     }
@@ -79,9 +113,17 @@ mod tests {
     }
 
     #[test]
+    fn machine_busy_leaves_out_idle_and_iowait() {
+        let stat = "cpu  100 5 50 1000 20 3 2 1 7 0\ncpu0 50 2 25 500 10 1 1 0 0 0\nintr 1\n";
+        assert_eq!(parse_machine_busy(stat), Some(161));
+        assert_eq!(parse_machine_busy("intr 1\n"), None);
+    }
+
+    #[test]
     fn this_process_can_be_read() {
         let pid = std::process::id();
         assert!(rss_kib(pid).is_some_and(|kib| kib > 0));
         assert!(cpu_time(pid).is_some());
+        assert!(machine_busy().is_some());
     }
 }
