@@ -117,6 +117,7 @@ pub async fn serve(
         listeners.grpc,
         pipeline.clone(),
         tokens.clone(),
+        args.limits(),
         args.max_body_bytes,
         stopped(),
     ));
@@ -142,6 +143,7 @@ pub async fn serve(
         hub,
         tokens,
         max_body_bytes: args.max_body_bytes,
+        limits: args.limits(),
         body_read_timeout: std::time::Duration::from_secs(args.body_read_timeout_secs.max(1)),
     };
     let http = tokio::spawn(crate::http::serve(

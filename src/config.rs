@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::model::limits::Limits;
 use crate::pipeline::PipelineConfig;
 use crate::store::{SqliteSync, StoreConfig};
 
@@ -34,7 +35,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the receiver: OTLP gRPC, OTLP HTTP, the hook endpoint and the query API.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create or update the database schema, then exit (`serve` also does this at start).
     Migrate(StoreArgs),
     /// Read the Redis stream as a member of a consumer group: print each event, acknowledge it, and take over
@@ -155,6 +156,19 @@ pub struct ServeArgs {
     /// Largest request body accepted (after decompression), and largest gRPC message, in bytes.
     #[arg(long, env = "HIVEWATCH_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Most items (spans, log records, metric points, hook events) in one ingest request; more → 413.
+    #[arg(long, env = "HIVEWATCH_MAX_EVENTS_PER_REQUEST", default_value_t = Limits::default().max_items)]
+    pub max_events_per_request: usize,
+    /// Most attributes on one span, log record or resource; most keys in one object of a hook payload.
+    /// An item over the limit is refused alone, with a message naming the attribute.
+    #[arg(long, env = "HIVEWATCH_MAX_ATTRIBUTES", default_value_t = Limits::default().max_attributes)]
+    pub max_attributes: usize,
+    /// Longest attribute key or value, or string in a hook payload, in bytes.
+    #[arg(long, env = "HIVEWATCH_MAX_ATTRIBUTE_BYTES", default_value_t = Limits::default().max_attribute_bytes)]
+    pub max_attribute_bytes: usize,
+    /// Deepest nesting of arrays and maps in an attribute or a hook payload.
+    #[arg(long, env = "HIVEWATCH_MAX_DEPTH", default_value_t = Limits::default().max_depth)]
+    pub max_depth: usize,
     /// Seconds a client may take to send a request's headers before it is disconnected.
     #[arg(long, env = "HIVEWATCH_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
     pub header_read_timeout_secs: u64,
@@ -282,6 +296,15 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
 }
 
 impl ServeArgs {
+    pub fn limits(&self) -> Limits {
+        Limits {
+            max_items: self.max_events_per_request,
+            max_attributes: self.max_attributes,
+            max_attribute_bytes: self.max_attribute_bytes,
+            max_depth: self.max_depth,
+        }
+    }
+
     /// Checks everything that can be checked before a port is bound.
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.store.store_config()?;
@@ -289,6 +312,23 @@ impl ServeArgs {
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid(
                 "--max-body-bytes must be at least 1024".into(),
+            ));
+        }
+        if self.max_events_per_request == 0
+            || self.max_attributes == 0
+            || self.max_attribute_bytes == 0
+            || self.max_depth == 0
+        {
+            return Err(ConfigError::Invalid(
+                "--max-events-per-request, --max-attributes, --max-attribute-bytes and --max-depth \
+                 must be positive"
+                    .into(),
+            ));
+        }
+        // Deeper than the JSON decoder's own bound (128) could never be reached.
+        if self.max_depth > 100 {
+            return Err(ConfigError::Invalid(
+                "--max-depth must be at most 100".into(),
             ));
         }
         if self.queue_capacity == 0 || self.max_batch_events == 0 {

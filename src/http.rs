@@ -17,6 +17,8 @@ pub struct AppState {
     pub store: Store,
     /// Largest request body accepted, after decompression.
     pub max_body_bytes: usize,
+    /// Items per request, attributes per item, their length and nesting.
+    pub limits: crate::model::limits::Limits,
     /// Longest a client may take to send a request body.
     pub body_read_timeout: std::time::Duration,
     /// The Redis stream publisher's state, when a stream is configured.

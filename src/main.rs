@@ -37,7 +37,7 @@ fn main() -> ExitCode {
     };
     let result = runtime.block_on(async {
         match cli.command {
-            Command::Serve(args) => hivewatch::app::run(args).await,
+            Command::Serve(args) => hivewatch::app::run(*args).await,
             Command::Migrate(args) => hivewatch::cli::migrate(args).await,
             Command::Query(args) => hivewatch::cli::query::run(args).await,
             Command::Consume(args) => hivewatch::cli::consume::run(args).await,

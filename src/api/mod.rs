@@ -170,9 +170,19 @@ async fn receive_transcript(
     };
     let now = chrono::Utc::now();
     let total = lines.len();
+    state
+        .limits
+        .check_items(total, "transcript entries")
+        .map_err(IngestError::TooLarge)?;
+    let mut errors = Vec::new();
     let entries: Vec<TranscriptEntry> = lines
         .iter()
-        .filter_map(|line| {
+        .enumerate()
+        .filter_map(|(i, line)| {
+            if let Err(e) = state.limits.check_json(line) {
+                errors.push(format!("entry {i}: {e}"));
+                return None;
+            }
             let mut line = line.clone();
             state
                 .pipeline
@@ -182,6 +192,9 @@ async fn receive_transcript(
         })
         .collect();
     let accepted = entries.len();
+    if let Some(first) = errors.first() {
+        tracing::warn!(rejected = errors.len(), accepted, first = %first, "transcript entries refused");
+    }
     let stored = state
         .store
         .add_transcript(entries)
@@ -192,10 +205,14 @@ async fn receive_transcript(
             }
             e => IngestError::Unavailable(e.to_string()),
         })?;
-    Ok(
-        Json(json!({ "accepted": accepted, "skipped": total - accepted, "stored": stored }))
-            .into_response(),
-    )
+    Ok(Json(json!({
+        "accepted": accepted,
+        "skipped": total - accepted - errors.len(),
+        "rejected": errors.len(),
+        "errors": errors,
+        "stored": stored,
+    }))
+    .into_response())
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,6 +3,7 @@
 pub mod event;
 pub mod hook;
 pub mod ids;
+pub mod limits;
 pub mod otlp;
 pub mod redact;
 

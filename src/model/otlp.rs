@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use opentelemetry_proto::tonic::collector::logs::v1::ExportLogsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::{AnyValue, KeyValue, any_value};
+use opentelemetry_proto::tonic::common::v1::{AnyValue, InstrumentationScope, KeyValue, any_value};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::metrics::v1::metric::Data;
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -19,6 +19,7 @@ use uuid::Uuid;
 
 use super::event::{AgentEvent, Severity, Source, Status};
 use super::ids::{IdError, SpanId, TraceId, content_uuid, session_uuid};
+use super::limits::Limits;
 
 /// The outcome of normalizing one export request.
 #[derive(Debug, Default)]
@@ -117,23 +118,93 @@ fn lift(attrs: &Map<String, Value>, res: &ResourceInfo, trace_id: Option<TraceId
     }
 }
 
-pub fn normalize_traces(req: &ExportTraceServiceRequest, now: DateTime<Utc>) -> Normalized {
+/// Why a whole resource is refused: each of its items is refused with this message.
+fn resource_problem(limits: &Limits, resource: Option<&Resource>) -> Option<String> {
+    let attributes = resource
+        .map(|r| r.attributes.as_slice())
+        .unwrap_or_default();
+    limits
+        .check_attributes("resource.attributes", attributes)
+        .err()
+        .map(|e| e.to_string())
+}
+
+fn scope_problem(limits: &Limits, scope: Option<&InstrumentationScope>) -> Option<String> {
+    let scope = scope?;
+    limits
+        .check_text("scope.name", &scope.name)
+        .and_then(|()| limits.check_text("scope.version", &scope.version))
+        .and_then(|()| limits.check_attributes("scope.attributes", &scope.attributes))
+        .err()
+        .map(|e| e.to_string())
+}
+
+/// A name to show in a message: never the whole of a huge one.
+fn shown(name: &str) -> String {
+    const SHOWN: usize = 64;
+    if name.len() <= SHOWN {
+        return format!("{name:?}");
+    }
+    let cut = (0..=SHOWN)
+        .rev()
+        .find(|&i| name.is_char_boundary(i))
+        .unwrap_or(0);
+    format!("{:?}...", &name[..cut])
+}
+
+pub fn normalize_traces(
+    req: &ExportTraceServiceRequest,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Normalized {
     let mut out = Normalized::default();
     for rs in &req.resource_spans {
+        let res_problem = resource_problem(limits, rs.resource.as_ref());
         let res = ResourceInfo::of(rs.resource.as_ref());
         for ss in &rs.scope_spans {
+            let problem = res_problem
+                .clone()
+                .or_else(|| scope_problem(limits, ss.scope.as_ref()));
             let scope = ss.scope.as_ref().map(|s| scope_json(&s.name, &s.version));
             for span in &ss.spans {
                 let index = out.total;
                 out.total += 1;
-                match span_event(span, &res, scope.as_ref(), now) {
+                let checked = match &problem {
+                    Some(p) => Err(p.clone()),
+                    None => span_limits(limits, span).map_err(|e| e.to_string()),
+                };
+                match checked.and_then(|()| {
+                    span_event(span, &res, scope.as_ref(), now).map_err(|e| e.to_string())
+                }) {
                     Ok(ev) => out.events.push(ev),
-                    Err(e) => out.reject(format!("span {index} ({:?}): {e}", span.name)),
+                    Err(e) => out.reject(format!("span {index} ({}): {e}", shown(&span.name))),
                 }
             }
         }
     }
     out
+}
+
+fn span_limits(limits: &Limits, span: &Span) -> Result<(), super::limits::LimitError> {
+    limits.check_text("name", &span.name)?;
+    limits.check_attributes("attributes", &span.attributes)?;
+    for (i, e) in span.events.iter().enumerate() {
+        limits.check_text(&format!("events[{i}].name"), &e.name)?;
+        limits.check_attributes(&format!("events[{i}].attributes"), &e.attributes)?;
+    }
+    if let Some(st) = &span.status {
+        limits.check_text("status.message", &st.message)?;
+    }
+    Ok(())
+}
+
+fn log_limits(limits: &Limits, record: &LogRecord) -> Result<(), super::limits::LimitError> {
+    limits.check_attributes("attributes", &record.attributes)?;
+    if let Some(body) = &record.body {
+        limits.check_value("body", body)?;
+    }
+    limits.check_text("severity_text", &record.severity_text)?;
+    limits.check_text("event_name", &record.event_name)
 }
 
 fn span_event(
@@ -239,16 +310,32 @@ fn span_event(
     })
 }
 
-pub fn normalize_logs(req: &ExportLogsServiceRequest, now: DateTime<Utc>) -> Normalized {
+pub fn normalize_logs(
+    req: &ExportLogsServiceRequest,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Normalized {
     let mut out = Normalized::default();
     let mut encoded = Vec::new();
     for rl in &req.resource_logs {
+        let res_problem = resource_problem(limits, rl.resource.as_ref());
         let res = ResourceInfo::of(rl.resource.as_ref());
         for sl in &rl.scope_logs {
+            let problem = res_problem
+                .clone()
+                .or_else(|| scope_problem(limits, sl.scope.as_ref()));
             let scope = sl.scope.as_ref().map(|s| scope_json(&s.name, &s.version));
             for record in &sl.log_records {
                 let index = out.total;
                 out.total += 1;
+                let checked = match &problem {
+                    Some(p) => Err(p.clone()),
+                    None => log_limits(limits, record).map_err(|e| e.to_string()),
+                };
+                if let Err(e) = checked {
+                    out.reject(format!("log record {index}: {e}"));
+                    continue;
+                }
                 encoded.clear();
                 record
                     .encode(&mut encoded)
@@ -261,6 +348,24 @@ pub fn normalize_logs(req: &ExportLogsServiceRequest, now: DateTime<Utc>) -> Nor
         }
     }
     out
+}
+
+/// Spans in a request, before any is decoded further.
+pub fn count_spans(req: &ExportTraceServiceRequest) -> usize {
+    req.resource_spans
+        .iter()
+        .flat_map(|rs| &rs.scope_spans)
+        .map(|ss| ss.spans.len())
+        .sum()
+}
+
+/// Log records in a request.
+pub fn count_log_records(req: &ExportLogsServiceRequest) -> usize {
+    req.resource_logs
+        .iter()
+        .flat_map(|rl| &rl.scope_logs)
+        .map(|sl| sl.log_records.len())
+        .sum()
 }
 
 fn log_event(

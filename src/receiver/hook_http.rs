@@ -17,7 +17,9 @@ use uuid::Uuid;
 
 use super::IngestError;
 use crate::http::{AppState, read_body};
+use crate::model::AgentEvent;
 use crate::model::hook::{HookContext, json_kind, normalize_hook};
+use crate::model::limits::Limits;
 
 pub const EVENT_ID_HEADER: &str = "x-hivewatch-event-id";
 pub const TIME_HEADER: &str = "x-hivewatch-time";
@@ -65,33 +67,13 @@ async fn receive(
         }
     }
     let bytes = read_body(headers, body, state.max_body_bytes, state.body_read_timeout).await?;
-    if let Err(e) = std::str::from_utf8(&bytes) {
-        return Err(IngestError::BadRequest(format!(
-            "body is not valid UTF-8 (at byte {})",
-            e.valid_up_to()
-        )));
-    }
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| IngestError::BadRequest(format!("body is not valid JSON: {e}")))?;
     let base = context_from_headers(headers)?;
-    let now = Utc::now();
-
-    match value {
-        Value::Array(items) => {
-            let total = items.len();
-            let mut events = Vec::with_capacity(total);
-            let mut errors = Vec::new();
-            for (i, item) in items.into_iter().enumerate() {
-                match item_context(item, &base).and_then(|(item, ctx)| {
-                    normalize_hook(item, &ctx, now).map_err(|e| e.to_string())
-                }) {
-                    Ok(ev) => events.push(ev),
-                    Err(e) => errors.push(format!("item {i}: {e}")),
-                }
-            }
-            if events.is_empty() && !errors.is_empty() {
-                return Err(IngestError::BadRequest(errors.join("; ")));
-            }
+    match normalize_body(&bytes, &base, &state.limits, Utc::now())? {
+        HookBody::One(event) => {
+            super::submit(&state.pipeline, vec![*event], "hook").await?;
+            Ok(Json(json!({})).into_response())
+        }
+        HookBody::Batch { events, errors } => {
             let accepted = events.len();
             if let Some(m) = crate::metrics::get() {
                 m.rejected("hook", "invalid", errors.len() as u64);
@@ -106,13 +88,62 @@ async fn receive(
                     .into_response(),
             )
         }
-        item => {
-            let (item, ctx) = item_context(item, &base).map_err(IngestError::BadRequest)?;
-            let event = normalize_hook(item, &ctx, now)
-                .map_err(|e| IngestError::BadRequest(e.to_string()))?;
-            super::submit(&state.pipeline, vec![event], "hook").await?;
-            Ok(Json(json!({})).into_response())
+    }
+}
+
+/// A hook request body, normalized.
+#[derive(Debug)]
+pub enum HookBody {
+    /// A single payload: accepted or refused whole.
+    One(Box<AgentEvent>),
+    /// A JSON array (a spool flush): the good items, and a message for each refused one.
+    Batch {
+        events: Vec<AgentEvent>,
+        errors: Vec<String>,
+    },
+}
+
+/// Decodes and normalizes a hook request body: one payload or an array of them, each checked against the limits.
+pub fn normalize_body(
+    bytes: &[u8],
+    base: &HookContext,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Result<HookBody, IngestError> {
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(IngestError::BadRequest(format!(
+            "body is not valid UTF-8 (at byte {})",
+            e.valid_up_to()
+        )));
+    }
+    let value: Value = serde_json::from_slice(bytes)
+        .map_err(|e| IngestError::BadRequest(format!("body is not valid JSON: {e}")))?;
+    let one = |item: Value| -> Result<AgentEvent, String> {
+        limits.check_json(&item).map_err(|e| e.to_string())?;
+        let (item, ctx) = item_context(item, base)?;
+        normalize_hook(item, &ctx, now).map_err(|e| e.to_string())
+    };
+    match value {
+        Value::Array(items) => {
+            limits
+                .check_items(items.len(), "hook events")
+                .map_err(IngestError::TooLarge)?;
+            let mut events = Vec::with_capacity(items.len());
+            let mut errors = Vec::new();
+            for (i, item) in items.into_iter().enumerate() {
+                match one(item) {
+                    Ok(ev) => events.push(ev),
+                    Err(e) => errors.push(format!("item {i}: {e}")),
+                }
+            }
+            if events.is_empty() && !errors.is_empty() {
+                return Err(IngestError::BadRequest(errors.join("; ")));
+            }
+            Ok(HookBody::Batch { events, errors })
         }
+        item => one(item)
+            .map(|ev| HookBody::One(Box::new(ev)))
+            .map_err(IngestError::BadRequest),
     }
 }
 

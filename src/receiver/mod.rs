@@ -16,8 +16,13 @@ use opentelemetry_proto::tonic::collector::metrics::v1::{
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
+use prost::Message;
 
-use crate::model::otlp::{Normalized, count_metric_points, normalize_logs, normalize_traces};
+use crate::model::limits::Limits;
+use crate::model::otlp::{
+    Normalized, count_log_records, count_metric_points, count_spans, normalize_logs,
+    normalize_traces,
+};
 use crate::pipeline::{Pipeline, SubmitError};
 
 /// Why an ingest request was not (wholly) accepted; each variant maps to one HTTP status and one gRPC code.
@@ -108,7 +113,10 @@ pub trait Signal {
     const PATH: &'static str;
     /// The `signal` label of the ingest metrics.
     const NAME: &'static str;
-    fn normalize(req: &Self::Request, now: DateTime<Utc>) -> Normalized;
+    /// Items in a request (`ITEMS` names them), counted before anything else is done with it.
+    const ITEMS: &'static str;
+    fn count(req: &Self::Request) -> usize;
+    fn normalize(req: &Self::Request, limits: &Limits, now: DateTime<Utc>) -> Normalized;
     fn response(rejected: i64, message: String) -> Self::Response;
     /// Items of an answered request refused through `partial_success`.
     fn rejected(resp: &Self::Response) -> i64;
@@ -147,8 +155,12 @@ impl Signal for Traces {
             .as_ref()
             .map_or(0, |p| p.rejected_spans)
     }
-    fn normalize(req: &Self::Request, now: DateTime<Utc>) -> Normalized {
-        normalize_traces(req, now)
+    const ITEMS: &'static str = "spans";
+    fn count(req: &Self::Request) -> usize {
+        count_spans(req)
+    }
+    fn normalize(req: &Self::Request, limits: &Limits, now: DateTime<Utc>) -> Normalized {
+        normalize_traces(req, limits, now)
     }
     fn response(rejected: i64, error_message: String) -> Self::Response {
         ExportTraceServiceResponse {
@@ -170,8 +182,12 @@ impl Signal for Logs {
             .as_ref()
             .map_or(0, |p| p.rejected_log_records)
     }
-    fn normalize(req: &Self::Request, now: DateTime<Utc>) -> Normalized {
-        normalize_logs(req, now)
+    const ITEMS: &'static str = "log records";
+    fn count(req: &Self::Request) -> usize {
+        count_log_records(req)
+    }
+    fn normalize(req: &Self::Request, limits: &Limits, now: DateTime<Utc>) -> Normalized {
+        normalize_logs(req, limits, now)
     }
     fn response(rejected: i64, error_message: String) -> Self::Response {
         ExportLogsServiceResponse {
@@ -198,7 +214,11 @@ impl Signal for Metrics {
             m.otlp_metrics(req);
         }
     }
-    fn normalize(req: &Self::Request, _now: DateTime<Utc>) -> Normalized {
+    const ITEMS: &'static str = "metric data points";
+    fn count(req: &Self::Request) -> usize {
+        count_metric_points(req)
+    }
+    fn normalize(req: &Self::Request, _limits: &Limits, _now: DateTime<Utc>) -> Normalized {
         // Metrics are not events: they are accepted and counted here; nothing is stored.
         Normalized {
             total: count_metric_points(req),
@@ -215,13 +235,49 @@ impl Signal for Metrics {
     }
 }
 
-/// The protocol-independent half of an OTLP export: normalize, commit, build the answer.
+/// Decodes an OTLP/HTTP body, protobuf or JSON.
+pub fn decode<S: Signal>(bytes: &[u8], json: bool) -> Result<S::Request, IngestError> {
+    if !json {
+        return S::Request::decode(bytes).map_err(|e| {
+            IngestError::BadRequest(format!(
+                "{}: body is not a valid OTLP protobuf message: {e}",
+                S::PATH
+            ))
+        });
+    }
+    if let Err(e) = std::str::from_utf8(bytes) {
+        return Err(IngestError::BadRequest(format!(
+            "{}: body is not valid UTF-8 (at byte {})",
+            S::PATH,
+            e.valid_up_to()
+        )));
+    }
+    serde_json::from_slice(bytes).map_err(|e| {
+        IngestError::BadRequest(format!("{}: body is not valid OTLP/JSON: {e}", S::PATH))
+    })
+}
+
+/// Checks a decoded request against the limits and normalizes what passes: too many items refuse the request,
+/// an item over a limit is refused alone.
+pub fn normalize_request<S: Signal>(
+    req: &S::Request,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Result<Normalized, IngestError> {
+    limits
+        .check_items(S::count(req), S::ITEMS)
+        .map_err(|e| IngestError::TooLarge(format!("{}: {e}", S::PATH)))?;
+    Ok(S::normalize(req, limits, now))
+}
+
+/// The protocol-independent half of an OTLP export: check, normalize, commit, build the answer.
 pub async fn export<S: Signal>(
     pipeline: &Pipeline,
+    limits: &Limits,
     req: S::Request,
 ) -> Result<S::Response, IngestError> {
+    let normalized = normalize_request::<S>(&req, limits, Utc::now())?;
     S::observe(&req);
-    let normalized = S::normalize(&req, Utc::now());
     drop(req);
     submit_normalized(pipeline, normalized, S::NAME)
         .await

@@ -23,12 +23,14 @@ use tonic::codec::CompressionEncoding;
 use tonic::{Request, Response, Status};
 
 use super::{Logs, Metrics, Signal, Traces, export};
+use crate::model::limits::Limits;
 use crate::pipeline::Pipeline;
 
 #[derive(Clone)]
 pub struct OtlpGrpc {
     pipeline: Pipeline,
     tokens: crate::auth::Tokens,
+    limits: Limits,
 }
 
 impl OtlpGrpc {
@@ -37,16 +39,17 @@ impl OtlpGrpc {
         request: Request<S::Request>,
     ) -> Result<Response<S::Response>, Status> {
         crate::auth::check_grpc(&self.tokens, request.metadata())?;
-        handle::<S>(&self.pipeline, request.into_inner()).await
+        handle::<S>(&self.pipeline, &self.limits, request.into_inner()).await
     }
 }
 
 async fn handle<S: Signal>(
     pipeline: &Pipeline,
+    limits: &Limits,
     req: S::Request,
 ) -> Result<Response<S::Response>, Status> {
     let started = std::time::Instant::now();
-    let result = export::<S>(pipeline, req).await;
+    let result = export::<S>(pipeline, limits, req).await;
     super::record_request("grpc", S::NAME, started, result.as_ref().map(S::rejected));
     result.map(Response::new).map_err(|e| e.grpc_status())
 }
@@ -86,10 +89,15 @@ pub async fn serve(
     listener: TcpListener,
     pipeline: Pipeline,
     tokens: crate::auth::Tokens,
+    limits: Limits,
     max_message_bytes: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let svc = OtlpGrpc { pipeline, tokens };
+    let svc = OtlpGrpc {
+        pipeline,
+        tokens,
+        limits,
+    };
     macro_rules! configure {
         ($server:ident) => {
             $server::new(svc.clone())

@@ -108,25 +108,6 @@ async fn receive<S: Signal>(
     body: Body,
 ) -> Result<S::Response, IngestError> {
     let bytes = read_body(headers, body, state.max_body_bytes, state.body_read_timeout).await?;
-    let request = match encoding {
-        Encoding::Protobuf => S::Request::decode(bytes).map_err(|e| {
-            IngestError::BadRequest(format!(
-                "{}: body is not a valid OTLP protobuf message: {e}",
-                S::PATH
-            ))
-        })?,
-        Encoding::Json => {
-            if let Err(e) = std::str::from_utf8(&bytes) {
-                return Err(IngestError::BadRequest(format!(
-                    "{}: body is not valid UTF-8 (at byte {})",
-                    S::PATH,
-                    e.valid_up_to()
-                )));
-            }
-            serde_json::from_slice(&bytes).map_err(|e| {
-                IngestError::BadRequest(format!("{}: body is not valid OTLP/JSON: {e}", S::PATH))
-            })?
-        }
-    };
-    export::<S>(&state.pipeline, request).await
+    let request = super::decode::<S>(&bytes, encoding == Encoding::Json)?;
+    export::<S>(&state.pipeline, &state.limits, request).await
 }
