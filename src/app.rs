@@ -119,6 +119,13 @@ pub async fn serve(
         tokens.clone(),
         args.limits(),
         args.max_body_bytes,
+        otlp_grpc::GrpcTimeouts {
+            request: std::time::Duration::from_secs(args.body_read_timeout_secs.max(1)),
+            max_connection_age: std::time::Duration::from_secs(
+                args.grpc_max_connection_age_secs.max(1),
+            ),
+            opening: std::time::Duration::from_secs(args.header_read_timeout_secs.max(1)),
+        },
         stopped(),
     ));
     let metrics = crate::metrics::Metrics::new(crate::metrics::Sources {

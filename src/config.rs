@@ -172,6 +172,14 @@ pub struct ServeArgs {
     /// Seconds a client may take to send a request's headers before it is disconnected.
     #[arg(long, env = "HIVEWATCH_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
     pub header_read_timeout_secs: u64,
+    /// Seconds after which a gRPC connection is asked to close (GOAWAY; in-flight calls finish, exporters
+    /// reconnect): a client that never completes a request cannot hold a connection longer.
+    #[arg(
+        long,
+        env = "HIVEWATCH_GRPC_MAX_CONNECTION_AGE_SECS",
+        default_value_t = 300
+    )]
+    pub grpc_max_connection_age_secs: u64,
     /// Seconds a client may take to send a request body before it is answered 408.
     #[arg(long, env = "HIVEWATCH_BODY_READ_TIMEOUT_SECS", default_value_t = 30)]
     pub body_read_timeout_secs: u64,

@@ -23,6 +23,8 @@ struct Acked {
     log_seqs: Vec<String>,
     /// Requests that got no 2xx answer (refused, reset, or an error status).
     failed: usize,
+    /// Events (hook payloads and log records) sent, acknowledged or not.
+    sent: usize,
 }
 
 impl Acked {
@@ -30,6 +32,7 @@ impl Acked {
         self.hooks.extend(other.hooks);
         self.log_seqs.extend(other.log_seqs);
         self.failed += other.failed;
+        self.sent += other.sent;
     }
 
     fn records(&self) -> usize {
@@ -114,6 +117,7 @@ async fn send_one(
     acked: &mut Acked,
 ) -> bool {
     let tag = format!("{sender}-{n}");
+    acked.sent += if n.is_multiple_of(2) { 1 } else { 5 };
     let ok = if n.is_multiple_of(2) {
         send_hook(client, http, app, &tag)
             .await
@@ -154,8 +158,13 @@ fn spawn_background_sender(
 }
 
 /// Reads everything of `app` back and checks that each acknowledged record is there exactly once, and that
-/// nothing at all is there twice.
-async fn assert_all_acked_present_once(server: &Server, app: &str, acked: &Acked) {
+/// nothing at all is there twice; reports the figures for `fault` first.
+async fn assert_all_acked_present_once(
+    server: &Server,
+    app: &str,
+    acked: &Acked,
+    fault: (&str, &str),
+) {
     let events = server.all_events(&format!("source_app={app}")).await;
 
     let mut by_event_id: HashMap<&str, usize> = HashMap::new();
@@ -175,6 +184,27 @@ async fn assert_all_acked_present_once(server: &Server, app: &str, acked: &Acked
         }
     }
     let twice: Vec<_> = by_event_id.iter().filter(|(_, n)| **n > 1).collect();
+    let hooks_found = acked
+        .hooks
+        .iter()
+        .filter(|id| by_event_id.contains_key(id.to_string().as_str()))
+        .count();
+    let logs_found = acked
+        .log_seqs
+        .iter()
+        .filter(|seq| by_seq.contains_key(seq.as_str()))
+        .count();
+    let duplicated = twice.len() + by_seq.values().filter(|n| **n > 1).count();
+    common::FaultReport {
+        fault: fault.0,
+        action: fault.1,
+        sent: acked.sent,
+        acked: acked.records(),
+        stored: hooks_found + logs_found,
+        lost: acked.records() - hooks_found - logs_found,
+        duplicated,
+    }
+    .print();
     assert!(
         twice.is_empty(),
         "event ids stored more than once: {twice:?}"
@@ -278,7 +308,8 @@ async fn acknowledged_events_survive_kill_9() {
 
     let server = Server::start_in(tmp.path(), &[]);
     server.wait_ready().await;
-    assert_all_acked_present_once(&server, APP, &acked).await;
+    let action = "kill -9 while 4 senders have requests in flight, then restart";
+    assert_all_acked_present_once(&server, APP, &acked, ("sigkill", action)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -331,7 +362,8 @@ async fn sigterm_drains_in_flight_requests_and_exits_cleanly() {
 
     let server = Server::start_in(tmp.path(), &[]);
     server.wait_ready().await;
-    assert_all_acked_present_once(&server, APP, &acked).await;
+    let action = "SIGTERM while 8 senders have requests in flight, then restart";
+    assert_all_acked_present_once(&server, APP, &acked, ("sigterm", action)).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -59,6 +59,18 @@ impl Server {
     }
 
     pub fn start_in_with_env(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Server {
+        Self::start_wrapped(&[], dir, extra, env)
+    }
+
+    /// Starts `wrapper... hivewatch serve ...` on `dir`: the wrapper (`nsenter -t PID -m --`, say) runs the binary
+    /// with its arguments and must exec it, so that the signals of `terminate` and `kill9` reach hivewatch itself.
+    /// An empty wrapper is a plain start.
+    pub fn start_wrapped(
+        wrapper: &[&str],
+        dir: &Path,
+        extra: &[&str],
+        env: &[(&str, &str)],
+    ) -> Server {
         let backend = store_backend_args(dir, extra);
         let extra: Vec<&str> = extra
             .iter()
@@ -75,7 +87,16 @@ impl Server {
                 std::fs::File::create(dir.join("stderr.log"))
             })
             .expect("stderr log");
-        let mut child = Command::new(env!("CARGO_BIN_EXE_hivewatch"))
+        let binary = env!("CARGO_BIN_EXE_hivewatch");
+        let mut command = match wrapper.split_first() {
+            Some((program, args)) => {
+                let mut c = Command::new(program);
+                c.args(args).arg(binary);
+                c
+            }
+            None => Command::new(binary),
+        };
+        let mut child = command
             .arg("serve")
             .arg("--data-dir")
             .arg(dir)
@@ -324,4 +345,48 @@ pub fn client() -> reqwest::Client {
         .timeout(Duration::from_secs(30))
         .build()
         .expect("client")
+}
+
+/// What a fault test did and how many events went where, printed as one `FAULT-REPORT {json}` line on stderr.
+/// `scripts/faults.sh` runs the fault tests and collects these lines into the table of docs/RELIABILITY.md.
+pub struct FaultReport<'a> {
+    /// Short name of the fault (`sigkill`, `postgres_restart`, ...).
+    pub fault: &'a str,
+    /// What was done, in a few words.
+    pub action: &'a str,
+    pub sent: usize,
+    /// Answered with success (2xx, gRPC OK).
+    pub acked: usize,
+    /// Acknowledged events found in the store afterwards (each counted once).
+    pub stored: usize,
+    /// Acknowledged events missing from the store (or the sink the test is about).
+    pub lost: usize,
+    /// Acknowledged events found more than once.
+    pub duplicated: usize,
+}
+
+impl FaultReport<'_> {
+    /// Prints the report for the store the suite runs on (SQLite, or Postgres in the Postgres pass).
+    pub fn print(&self) {
+        self.print_for(if postgres_mode() {
+            "postgres"
+        } else {
+            "sqlite"
+        });
+    }
+
+    /// Prints the report for a test that picks its store itself.
+    pub fn print_for(&self, store: &str) {
+        let line = serde_json::json!({
+            "fault": self.fault,
+            "action": self.action,
+            "sent": self.sent,
+            "acked": self.acked,
+            "stored": self.stored,
+            "lost": self.lost,
+            "duplicated": self.duplicated,
+            "store": store,
+        });
+        eprintln!("FAULT-REPORT {line}");
+    }
 }
