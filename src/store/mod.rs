@@ -82,7 +82,7 @@ pub use sqlite::SqliteStore;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// The database cannot take writes right now (down, disk full, locked): retryable.
-    #[error("store unavailable: {0}")]
+    #[error("{}", unavailable_message(.0))]
     Unavailable(String),
     #[error("bad query: {0}")]
     BadQuery(String),
@@ -91,6 +91,17 @@ pub enum StoreError {
     Rejected(String),
     #[error("store error: {0}")]
     Internal(String),
+}
+
+/// `store unavailable: <reason>`, with one prefix also when the reason is itself such a message (an error passed
+/// on as `Unavailable(e.to_string())`).
+fn unavailable_message(reason: &str) -> String {
+    const PREFIX: &str = "store unavailable: ";
+    if reason.starts_with(PREFIX) {
+        reason.to_string()
+    } else {
+        format!("{PREFIX}{reason}")
+    }
 }
 
 /// Which database holds the events.

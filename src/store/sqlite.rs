@@ -5,11 +5,13 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use diesel::connection::SimpleConnection;
 use diesel::prelude::*;
-use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool};
+use diesel::r2d2::{ConnectionManager, CustomizeConnection, Pool, R2D2Connection};
 use diesel::sql_types::{BigInt, Double, Nullable, Text};
 use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
@@ -27,11 +29,94 @@ use crate::model::{AgentEvent, SpanId, StoredEvent};
 const MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const READERS: u32 = 4;
 
+/// SQLite's message for `SQLITE_FULL`: a write found no room on the volume.
+const SQLITE_FULL: &str = "database or disk is full";
+/// SQLite's message for `SQLITE_IOERR` and its extended codes (a full volume can also end up here, when the WAL
+/// index must grow).
+const SQLITE_IOERR: &str = "disk I/O error";
+/// How long writes must go without a refusal for lack of space before a full-volume episode counts as over. While
+/// the volume is full some writes still fit (into space SQLite's files already hold): they do not end it.
+const FULL_EPISODE_QUIET: Duration = Duration::from_secs(10);
+
 #[derive(Clone)]
 pub struct SqliteStore {
     path: PathBuf,
+    sync: SqliteSync,
     writer: Arc<Mutex<SqliteConnection>>,
     readers: Pool<ConnectionManager<SqliteConnection>>,
+    full: Arc<FullVolume>,
+}
+
+/// Writes refused because the volume is full, logged once when an episode begins and once when it is over,
+/// not once per refused request.
+#[derive(Default)]
+struct FullVolume {
+    /// An episode is under way (the fast path of every successful write reads only this).
+    open: AtomicBool,
+    episode: Mutex<Option<FullEpisode>>,
+}
+
+struct FullEpisode {
+    since: Instant,
+    last_refusal: Instant,
+    refused: u64,
+}
+
+impl FullVolume {
+    fn refused(&self, data_dir: &Path) {
+        let now = Instant::now();
+        let mut episode = self.episode.lock().unwrap_or_else(|p| p.into_inner());
+        match episode.as_mut() {
+            Some(e) => {
+                e.last_refusal = now;
+                e.refused += 1;
+                tracing::debug!(
+                    refused = e.refused,
+                    "write refused: the SQLite volume is still full"
+                );
+            }
+            None => {
+                tracing::error!(
+                    data_dir = %data_dir.display(),
+                    "the SQLite volume is full: ingest is answered 503 / UNAVAILABLE until space is freed on it; \
+                     nothing acknowledged is lost, and ingest resumes by itself once there is room"
+                );
+                *episode = Some(FullEpisode {
+                    since: now,
+                    last_refusal: now,
+                    refused: 1,
+                });
+                self.open.store(true, Ordering::Release);
+            }
+        }
+    }
+
+    fn wrote(&self) {
+        if !self.open.load(Ordering::Acquire) {
+            return;
+        }
+        let mut episode = self.episode.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(e) = episode.as_ref()
+            && e.last_refusal.elapsed() >= FULL_EPISODE_QUIET
+        {
+            tracing::info!(
+                refused = e.refused,
+                lasted_s = e.since.elapsed().as_secs(),
+                "the SQLite volume has room again: writes succeed"
+            );
+            *episode = None;
+            self.open.store(false, Ordering::Release);
+        }
+    }
+}
+
+/// What a full volume answers: what happened, where, and what to do.
+fn volume_full_message(data_dir: &Path) -> String {
+    format!(
+        "the SQLite volume is full (data dir {}): free space on it; nothing acknowledged is lost, and ingest \
+         resumes by itself once there is room",
+        data_dir.display()
+    )
 }
 
 #[derive(Debug)]
@@ -52,21 +137,15 @@ impl SqliteStore {
             })?;
         }
         let url = path.to_string_lossy().to_string();
-        let mut writer = SqliteConnection::establish(&url)
-            .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
-        let sync = match sync {
-            SqliteSync::Full => "FULL",
-            SqliteSync::Normal => "NORMAL",
-        };
-        writer
-            .batch_execute(&format!(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000; \
-                 PRAGMA cache_size = -32000; PRAGMA temp_store = MEMORY;"
-            ))
-            .map_err(unavailable)?;
-        writer
-            .run_pending_migrations(MIGRATIONS)
-            .map_err(|e| StoreError::Internal(format!("migrations: {e}")))?;
+        let mut writer = open_writer(path, sync)?;
+        writer.run_pending_migrations(MIGRATIONS).map_err(|e| {
+            let message = e.to_string();
+            if message.contains(SQLITE_FULL) {
+                StoreError::Unavailable(volume_full_message(data_dir(path)))
+            } else {
+                StoreError::Internal(format!("migrations: {message}"))
+            }
+        })?;
         let readers = Pool::builder()
             .max_size(READERS)
             .min_idle(Some(1))
@@ -75,13 +154,92 @@ impl SqliteStore {
             .map_err(|e| StoreError::Unavailable(format!("reader pool: {e}")))?;
         Ok(SqliteStore {
             path: path.to_path_buf(),
+            sync,
             writer: Arc::new(Mutex::new(writer)),
             readers,
+            full: Arc::default(),
         })
     }
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Runs `body` in one `BEGIN IMMEDIATE` transaction on the writer `conn`. When it fails nothing of it is
+    /// committed, the error is the one that made it fail (not that of the rollback after it), and the writer is
+    /// ready for the next transaction.
+    fn write<T>(
+        &self,
+        conn: &mut SqliteConnection,
+        body: impl FnOnce(&mut SqliteConnection) -> QueryResult<T>,
+    ) -> Result<T, StoreError> {
+        // A panic in the middle of the last transaction left it open.
+        self.repair_writer(conn);
+        let mut cause = None;
+        let result = conn.immediate_transaction(|conn| {
+            body(conn).map_err(|e| {
+                // On SQLITE_FULL (or an I/O error) in the middle of a transaction SQLite may roll all of it back
+                // at once; diesel's ROLLBACK then fails with "no transaction is active", and that error would hide
+                // this one.
+                cause = Some(e);
+                diesel::result::Error::RollbackTransaction
+            })
+        });
+        match result {
+            Ok(value) => {
+                self.full.wrote();
+                Ok(value)
+            }
+            Err(e) => {
+                let error = match cause {
+                    Some(cause) => {
+                        if !matches!(e, diesel::result::Error::RollbackTransaction) {
+                            tracing::debug!(error = %e, "rollback after a failed write");
+                        }
+                        cause
+                    }
+                    // BEGIN or COMMIT failed.
+                    None => e,
+                };
+                Err(self.write_failed(conn, error))
+            }
+        }
+    }
+
+    /// Replaces the writer connection if it is left unusable (a transaction still open, or one that could not be
+    /// rolled back): dropping it closes it, and SQLite rolls back whatever it still had open.
+    fn repair_writer(&self, conn: &mut SqliteConnection) {
+        if !conn.is_broken() {
+            return;
+        }
+        match open_writer(&self.path, self.sync) {
+            Ok(fresh) => {
+                *conn = fresh;
+                tracing::warn!("reopened the SQLite writer connection after a failed transaction");
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot reopen the SQLite writer connection; trying again at the next write");
+            }
+        }
+    }
+
+    /// Sorts a failed write and leaves the writer ready for the next one.
+    fn write_failed(&self, conn: &mut SqliteConnection, e: diesel::result::Error) -> StoreError {
+        self.repair_writer(conn);
+        let dir = data_dir(&self.path);
+        let message = e.to_string();
+        if message.contains(SQLITE_FULL) {
+            self.full.refused(dir);
+            StoreError::Unavailable(volume_full_message(dir))
+        } else if message.contains(SQLITE_IOERR) {
+            StoreError::Unavailable(format!(
+                "the SQLite database in {} could not be written ({message}): check that volume, it may be full \
+                 or failing",
+                dir.display()
+            ))
+        } else {
+            super::commit_error(e)
+        }
     }
 
     /// Runs `f` on tokio's blocking pool.
@@ -106,7 +264,7 @@ impl SqliteStore {
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let received_at = chrono::Utc::now();
         let received_us = micros(received_at);
-        let result = conn.immediate_transaction(|conn| {
+        let result = self.write(&mut conn, |conn| {
             // Row id of each event stored, by position in the batch; the first of two events with one id is the
             // one stored, the second a duplicate.
             let mut ids: Vec<Option<i64>> = vec![None; events.len()];
@@ -147,7 +305,7 @@ impl SqliteStore {
         });
         let (ids, latencies, outbox_seq) = match result {
             Ok(done) => done,
-            Err(e) => return Err((super::commit_error(e), events)),
+            Err(e) => return Err((e, events)),
         };
         let mut out = CommitOutcome {
             outbox_seq,
@@ -241,9 +399,11 @@ impl SqliteStore {
         use super::schema_sqlite::event_outbox::dsl as o;
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         for chunk in seqs.chunks(INSERT_CHUNK) {
-            diesel::delete(o::event_outbox.filter(o::seq.eq_any(chunk)))
-                .execute(&mut *conn)
-                .map_err(unavailable)?;
+            if let Err(e) =
+                diesel::delete(o::event_outbox.filter(o::seq.eq_any(chunk))).execute(&mut *conn)
+            {
+                return Err(self.write_failed(&mut conn, e));
+            }
         }
         Ok(())
     }
@@ -280,10 +440,13 @@ impl SqliteStore {
             loop {
                 // The writer is taken per chunk: group commits go on between chunks.
                 let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-                let n = diesel::sql_query(&sql)
+                let n = match diesel::sql_query(&sql)
                     .bind::<BigInt, _>(cutoff)
                     .execute(&mut *conn)
-                    .map_err(unavailable)? as u64;
+                {
+                    Ok(n) => n as u64,
+                    Err(e) => return Err(self.write_failed(&mut conn, e)),
+                };
                 drop(conn);
                 out.add(table, n);
                 if n < super::RETENTION_CHUNK {
@@ -332,7 +495,7 @@ impl SqliteStore {
         use super::schema_sqlite::chat_transcripts::dsl as c;
         let received = micros(chrono::Utc::now());
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        conn.immediate_transaction(|conn| {
+        self.write(&mut conn, |conn| {
             let mut stored = 0;
             for e in entries {
                 stored += diesel::insert_into(c::chat_transcripts)
@@ -356,7 +519,6 @@ impl SqliteStore {
             }
             Ok(stored)
         })
-        .map_err(super::commit_error)
     }
 
     pub fn transcript(
@@ -431,6 +593,28 @@ impl SqliteStore {
 
 fn unavailable(e: diesel::result::Error) -> StoreError {
     StoreError::Unavailable(e.to_string())
+}
+
+/// The directory that holds the database: the data directory.
+fn data_dir(db: &Path) -> &Path {
+    db.parent().unwrap_or(Path::new("."))
+}
+
+/// The writer connection, set up: WAL, the durability asked for, a lock timeout, a large page cache.
+fn open_writer(path: &Path, sync: SqliteSync) -> Result<SqliteConnection, StoreError> {
+    let mut writer = SqliteConnection::establish(&path.to_string_lossy())
+        .map_err(|e| StoreError::Unavailable(format!("cannot open {}: {e}", path.display())))?;
+    let sync = match sync {
+        SqliteSync::Full => "FULL",
+        SqliteSync::Normal => "NORMAL",
+    };
+    writer
+        .batch_execute(&format!(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000; \
+             PRAGMA cache_size = -32000; PRAGMA temp_store = MEMORY;"
+        ))
+        .map_err(unavailable)?;
+    Ok(writer)
 }
 
 /// Rows per multi-row INSERT (18 parameters each, under SQLite's limit of 32,766).
@@ -786,5 +970,146 @@ impl SessionRow {
             output_tokens: self.output_tokens,
             cost_usd: self.cost_usd,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::hook::{HookContext, normalize_hook};
+
+    fn event(n: usize) -> AgentEvent {
+        let v = serde_json::json!({
+            "session_id": Uuid::new_v4().to_string(),
+            "hook_event_name": "PreToolUse",
+            "tool_name": "Bash",
+            "tool_use_id": format!("toolu_{n}"),
+            "tool_input": {"command": "x".repeat(2000)},
+        });
+        normalize_hook(v, &HookContext::default(), chrono::Utc::now()).unwrap()
+    }
+
+    fn events(from: usize, count: usize) -> Vec<AgentEvent> {
+        (from..from + count).map(event).collect()
+    }
+
+    fn pragma(store: &SqliteStore, sql: &str) {
+        let mut conn = store.writer.lock().unwrap();
+        conn.batch_execute(sql).unwrap();
+    }
+
+    fn page_count(store: &SqliteStore) -> i64 {
+        #[derive(QueryableByName)]
+        struct Pages {
+            #[diesel(sql_type = BigInt)]
+            page_count: i64,
+        }
+        let mut conn = store.writer.lock().unwrap();
+        let pages: Vec<Pages> = diesel::sql_query("PRAGMA page_count")
+            .load(&mut *conn)
+            .unwrap();
+        pages[0].page_count
+    }
+
+    fn assert_volume_full(error: &StoreError, dir: &Path) {
+        let StoreError::Unavailable(message) = error else {
+            panic!("a full volume is retryable (Unavailable): {error:?}");
+        };
+        assert!(
+            message.contains("SQLite volume is full")
+                && message.contains(&dir.display().to_string())
+                && message.contains("free space"),
+            "{message}"
+        );
+        assert_eq!(
+            error.to_string(),
+            format!("store unavailable: {message}"),
+            "one prefix"
+        );
+    }
+
+    /// `max_page_count` makes SQLite answer SQLITE_FULL as a full volume does: the commit is refused whole, the
+    /// events come back, and once there is room the same writer commits them.
+    #[test]
+    fn a_full_database_refuses_the_commit_and_the_writer_recovers() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&tmp.path().join("hivewatch.db"), SqliteSync::Full).unwrap();
+        store.commit(events(0, 5), None).unwrap();
+        let pages = page_count(&store);
+        pragma(&store, &format!("PRAGMA max_page_count = {pages}"));
+
+        let (error, back) = store.commit(events(5, 50), None).unwrap_err();
+        assert_volume_full(&error, tmp.path());
+        assert_eq!(back.len(), 50, "the events come back to be retried");
+        assert!(!store.writer.lock().unwrap().is_broken());
+
+        pragma(&store, "PRAGMA max_page_count = 1073741823");
+        let done = store.commit(back, None).unwrap();
+        assert_eq!(done.inserted.len(), 50);
+        assert_eq!(
+            store
+                .events(&EventQuery {
+                    limit: Some(100),
+                    ..Default::default()
+                })
+                .unwrap()
+                .events
+                .len(),
+            55
+        );
+    }
+
+    /// On SQLITE_FULL in the middle of a transaction SQLite may roll the whole of it back itself; the ROLLBACK
+    /// after it then fails ("no transaction is active"). The write still fails as a full volume (not as refused
+    /// data, which would answer 400 and lose the events), and the writer takes the next transaction.
+    #[test]
+    fn a_transaction_sqlite_rolled_back_itself_fails_with_its_cause() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&tmp.path().join("hivewatch.db"), SqliteSync::Full).unwrap();
+        let mut conn = store.writer.lock().unwrap();
+        let error = store
+            .write(&mut conn, |conn| {
+                conn.batch_execute("ROLLBACK")?;
+                Err::<(), _>(diesel::result::Error::DatabaseError(
+                    diesel::result::DatabaseErrorKind::Unknown,
+                    Box::new(SQLITE_FULL.to_string()),
+                ))
+            })
+            .unwrap_err();
+        assert_volume_full(&error, tmp.path());
+        assert!(!conn.is_broken());
+        drop(conn);
+        assert_eq!(store.commit(events(0, 3), None).unwrap().inserted.len(), 3);
+    }
+
+    /// A transaction a panic left open (the committer survives panics) does not block the writer: the next write
+    /// starts on a fresh connection, and what the open transaction held is rolled back.
+    #[test]
+    fn a_transaction_left_open_by_a_panic_does_not_block_the_next_write() {
+        let tmp = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(&tmp.path().join("hivewatch.db"), SqliteSync::Full).unwrap();
+        let mut conn = store.writer.lock().unwrap();
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            store.write::<()>(&mut conn, |conn| {
+                insert_events(conn, &[EventRowRef::new(&event(0), 0)])?;
+                panic!("in the middle of a transaction")
+            })
+        }));
+        assert!(panicked.is_err());
+        assert!(conn.is_broken(), "the transaction is still open");
+        drop(conn);
+        let done = store.commit(events(1, 3), None).unwrap();
+        assert_eq!(done.inserted.len(), 3);
+        let stored = store
+            .events(&EventQuery {
+                limit: Some(10),
+                ..Default::default()
+            })
+            .unwrap();
+        assert_eq!(
+            stored.events.len(),
+            3,
+            "the panicked transaction rolled back"
+        );
     }
 }
