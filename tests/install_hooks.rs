@@ -501,3 +501,29 @@ fn the_installed_command_runs_silently() {
     assert_eq!(out.status.code(), Some(0), "{command}: {}", text(&out));
     assert!(out.stdout.is_empty(), "{command}: {}", text(&out));
 }
+
+#[test]
+fn the_users_key_order_is_kept() {
+    let sb = Sandbox::new();
+    // Not in alphabetical order: permissions, env, model, hooks; and in hooks, PreToolUse before Stop.
+    let original = sb.write_settings(&users_settings());
+    sb.ok(&[]);
+    let installed = std::fs::read_to_string(sb.settings()).unwrap();
+    let at = |key: &str| {
+        installed
+            .find(&format!("\"{key}\""))
+            .unwrap_or_else(|| panic!("{key} in {installed}"))
+    };
+    assert!(
+        at("permissions") < at("env") && at("env") < at("model") && at("model") < at("hooks"),
+        "the user's keys keep their order:\n{installed}"
+    );
+    assert!(at("PreToolUse") < at("Stop"), "{installed}");
+    // Uninstalled, the file is the user's again, byte for byte but for the final newline.
+    sb.ok(&["--uninstall"]);
+    let restored = std::fs::read(sb.settings()).unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&restored).trim_end(),
+        String::from_utf8_lossy(&original).trim_end()
+    );
+}

@@ -20,9 +20,9 @@
 //!   registered twice), and whose second word is `hook`;
 //! - an `http` handler whose URL path ends in `/api/v1/observability/event`.
 //!
-//! Everything else in the file is kept as a JSON value. serde_json is built without `preserve_order`, so keys
-//! come out sorted: the first install may reorder a hand-written file, but loses nothing, and a file whose value
-//! does not change is not rewritten at all (so a second install leaves it byte-identical).
+//! Everything else in the file is kept as a JSON value, keys in the user's order (serde_json's `preserve_order`);
+//! the file is written back pretty-printed, and a file whose value does not change is not rewritten at all (so a
+//! second install leaves it byte-identical).
 
 use std::fmt;
 use std::io::Write;
