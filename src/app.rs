@@ -35,6 +35,7 @@ impl Listeners {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     args.validate()?;
+    let shutdown = shutdown_signal()?;
     let store = Store::open(&args.store.store_config()?)
         .await
         .context("cannot open the store")?;
@@ -56,7 +57,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     }
     out.flush()?;
     drop(out);
-    serve(args, store, listeners, shutdown_signal()).await
+    serve(args, store, listeners, shutdown).await
 }
 
 /// Serves until `shutdown` resolves, then shuts down in stages.
@@ -247,25 +248,24 @@ async fn run_retention(store: Store, age: std::time::Duration, every: std::time:
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+/// Listens for SIGTERM and SIGINT from the moment it is called, and resolves at the first of them. Called before
+/// anything is bound: a signal that arrives as soon as hivewatch answers must start the staged shutdown, never
+/// meet the default action (an immediate exit that would cut requests in flight).
+fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
     {
-        let mut term = match tokio::signal::unix::signal(
-            tokio::signal::unix::SignalKind::terminate(),
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot listen for SIGTERM; only Ctrl-C stops hivewatch");
-                let _ = ctrl_c.await;
-                return;
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("cannot listen for SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("cannot listen for SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = int.recv() => {}
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
-        }
+        })
     }
     #[cfg(not(unix))]
-    let _ = ctrl_c.await;
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

@@ -425,3 +425,18 @@ async fn retried_hook_event_is_stored_once() {
         .await;
     assert_eq!(timeline["event_count"], 2, "{timeline:#}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_as_soon_as_it_is_ready_is_a_clean_shutdown() {
+    // The signal handlers are in place before the ports are bound: a SIGTERM at the first moment hivewatch
+    // answers starts the staged shutdown (exit 0), never the default action (killed by the signal).
+    for _ in 0..5 {
+        let mut server = Server::start();
+        let status = tokio::task::block_in_place(|| server.terminate());
+        assert!(
+            status.success(),
+            "{status:?}; stderr:\n{}",
+            server.stderr_log()
+        );
+    }
+}
