@@ -942,9 +942,10 @@ fn build_context_holds_the_sources_and_resolves_with_the_lock_file() {
     let mut metadata = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
     metadata
         .args([
+            // Not --offline: metadata wants the crates of every target platform, and a machine that only ever
+            // built for its own has not downloaded them all (the registry is reachable wherever cargo builds).
             "metadata",
             "--locked",
-            "--offline",
             "--format-version",
             "1",
             "--manifest-path",
