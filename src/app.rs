@@ -114,10 +114,12 @@ pub async fn serve(
     };
 
     let tokens = args.tokens();
+    let inflight = crate::receiver::InflightBudget::new(args.max_inflight_bytes);
     let grpc = tokio::spawn(otlp_grpc::serve(
         listeners.grpc,
         pipeline.clone(),
         tokens.clone(),
+        inflight.clone(),
         args.limits(),
         args.max_body_bytes,
         otlp_grpc::GrpcTimeouts {
@@ -152,6 +154,7 @@ pub async fn serve(
         tokens,
         max_body_bytes: args.max_body_bytes,
         limits: args.limits(),
+        inflight,
         body_read_timeout: std::time::Duration::from_secs(args.body_read_timeout_secs.max(1)),
     };
     let http = tokio::spawn(crate::http::serve(

@@ -156,6 +156,10 @@ pub struct ServeArgs {
     /// Largest request body accepted (after decompression), and largest gRPC message, in bytes.
     #[arg(long, env = "HIVEWATCH_MAX_BODY_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_body_bytes: usize,
+    /// Bytes of ingest requests held at once (bodies being read, decoded or waiting for their commit); a request
+    /// that would go over is answered 503 / UNAVAILABLE. Bounds memory under any load.
+    #[arg(long, env = "HIVEWATCH_MAX_INFLIGHT_BYTES", default_value_t = 128 * 1024 * 1024)]
+    pub max_inflight_bytes: usize,
     /// Most items (spans, log records, metric points, hook events) in one ingest request; more → 413.
     #[arg(long, env = "HIVEWATCH_MAX_EVENTS_PER_REQUEST", default_value_t = Limits::default().max_items)]
     pub max_events_per_request: usize,
@@ -321,6 +325,13 @@ impl ServeArgs {
             return Err(ConfigError::Invalid(
                 "--max-body-bytes must be at least 1024".into(),
             ));
+        }
+        if self.max_inflight_bytes < self.max_body_bytes {
+            return Err(ConfigError::Invalid(format!(
+                "--max-inflight-bytes ({}) must be at least --max-body-bytes ({}): one request of the largest size \
+                 must fit",
+                self.max_inflight_bytes, self.max_body_bytes
+            )));
         }
         if self.max_events_per_request == 0
             || self.max_attributes == 0

@@ -8,7 +8,9 @@ use tower_http::decompression::RequestDecompressionLayer;
 
 use crate::api;
 use crate::pipeline::Pipeline;
-use crate::receiver::{IngestError, Logs, Metrics, Traces, hook_http, otlp_http};
+use crate::receiver::{
+    InflightBudget, InflightHold, IngestError, Logs, Metrics, Traces, hook_http, otlp_http,
+};
 use crate::store::Store;
 
 #[derive(Clone)]
@@ -19,6 +21,8 @@ pub struct AppState {
     pub max_body_bytes: usize,
     /// Items per request, attributes per item, their length and nesting.
     pub limits: crate::model::limits::Limits,
+    /// Bytes of ingest requests held at once (`--max-inflight-bytes`).
+    pub inflight: InflightBudget,
     /// Longest a client may take to send a request body.
     pub body_read_timeout: std::time::Duration,
     /// The Redis stream publisher's state, when a stream is configured.
@@ -80,13 +84,16 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Reads a whole request body (chunked or not, decompressed), refusing more than `limit` bytes.
+/// Reads a whole request body (chunked or not, decompressed), refusing more than `--max-body-bytes`. The body
+/// holds its share of the in-flight budget from before it is read until the returned hold is dropped (when the
+/// request is answered): its declared length, or the largest a body may be until it is read.
 pub async fn read_body(
+    state: &AppState,
     headers: &HeaderMap,
     body: Body,
-    limit: usize,
-    timeout: std::time::Duration,
-) -> Result<Bytes, IngestError> {
+) -> Result<(Bytes, InflightHold), IngestError> {
+    let limit = state.max_body_bytes;
+    let timeout = state.body_read_timeout;
     let too_large = || {
         IngestError::TooLarge(format!(
             "request body is larger than the limit of {limit} bytes"
@@ -99,13 +106,18 @@ pub async fn read_body(
     if !compressed && declared.is_some_and(|n| n > limit as u64) {
         return Err(too_large());
     }
+    let share = match declared {
+        Some(n) if !compressed => n as usize,
+        _ => limit,
+    };
+    let mut hold = state.inflight.hold(share)?;
     let read = tokio::time::timeout(timeout, axum::body::to_bytes(body, limit)).await;
     let Ok(read) = read else {
         return Err(IngestError::Timeout(format!(
             "the request body did not arrive within {timeout:?}"
         )));
     };
-    read.map_err(|e| {
+    let bytes = read.map_err(|e| {
         let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
         while let Some(err) = source {
             if err.is::<http_body_util::LengthLimitError>() {
@@ -114,7 +126,9 @@ pub async fn read_body(
             source = err.source();
         }
         IngestError::BadRequest(format!("could not read the request body: {e}"))
-    })
+    })?;
+    InflightBudget::shrink(&mut hold, bytes.len());
+    Ok((bytes, hold))
 }
 
 async fn metrics(

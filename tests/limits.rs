@@ -41,7 +41,7 @@ struct RpcStatus {
     message: String,
 }
 
-fn text(key: &str, value: &str) -> KeyValue {
+fn text_kv(key: &str, value: &str) -> KeyValue {
     KeyValue {
         key: key.into(),
         value: Some(AnyValue {
@@ -52,7 +52,7 @@ fn text(key: &str, value: &str) -> KeyValue {
 }
 
 fn span(session: &str, n: u8, extra: Vec<KeyValue>) -> Span {
-    let mut attributes = vec![text("session.id", session)];
+    let mut attributes = vec![text_kv("session.id", session)];
     attributes.extend(extra);
     Span {
         trace_id: Uuid::new_v4().as_bytes().to_vec(),
@@ -82,7 +82,7 @@ fn traces(resource: Vec<KeyValue>, spans: Vec<Span>) -> ExportTraceServiceReques
 }
 
 fn many_attributes(n: usize) -> Vec<KeyValue> {
-    (0..n).map(|i| text(&format!("attr.{i}"), "v")).collect()
+    (0..n).map(|i| text_kv(&format!("attr.{i}"), "v")).collect()
 }
 
 fn nested(levels: usize) -> AnyValue {
@@ -202,11 +202,11 @@ async fn otlp_items_over_attribute_limits_are_refused_alone() {
     let session = Uuid::new_v4().to_string();
 
     let request = traces(
-        vec![text("service.name", "limits-test")],
+        vec![text_kv("service.name", "limits-test")],
         vec![
             span(&session, 1, vec![]),
             span(&session, 2, many_attributes(20)),
-            span(&session, 3, vec![text("tool_input", &"x".repeat(1001))]),
+            span(&session, 3, vec![text_kv("tool_input", &"x".repeat(1001))]),
             span(
                 &session,
                 4,
@@ -216,7 +216,7 @@ async fn otlp_items_over_attribute_limits_are_refused_alone() {
                     ..Default::default()
                 }],
             ),
-            span(&session, 5, vec![text("tool_input", &"x".repeat(1000))]),
+            span(&session, 5, vec![text_kv("tool_input", &"x".repeat(1000))]),
         ],
     );
     let (status, body) = post(
@@ -257,7 +257,7 @@ async fn otlp_items_over_attribute_limits_are_refused_alone() {
             vec![span(
                 &session,
                 6,
-                vec![text("tool_input", &"x".repeat(1001))],
+                vec![text_kv("tool_input", &"x".repeat(1001))],
             )],
             "attributes.tool_input: a value of 1001 bytes; at most 1000 are accepted (--max-attribute-bytes)",
         ),
@@ -298,13 +298,16 @@ async fn otlp_items_over_attribute_limits_are_refused_alone() {
                     LogRecord {
                         time_unix_nano: 1_800_000_000_000_000_000,
                         body: Some(nested(9)),
-                        attributes: vec![text("session.id", &session)],
+                        attributes: vec![text_kv("session.id", &session)],
                         ..Default::default()
                     },
                     LogRecord {
                         time_unix_nano: 1_800_000_000_000_000_001,
                         body: Some(nested(2)),
-                        attributes: vec![text("session.id", &session), text("event.name", "kept")],
+                        attributes: vec![
+                            text_kv("session.id", &session),
+                            text_kv("event.name", "kept"),
+                        ],
                         ..Default::default()
                     },
                 ],
@@ -483,4 +486,80 @@ fn limits_must_be_positive_and_depth_bounded() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(expected), "{flag} {value}: {stderr}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_beyond_the_inflight_budget_get_503_and_those_held_still_commit() {
+    let server = Server::start_with(&[
+        "--max-body-bytes",
+        "1048576",
+        "--max-inflight-bytes",
+        "2097152",
+    ]);
+    let session = Uuid::new_v4().to_string();
+    // A commit cannot finish while the lock is held: requests stay in flight, holding their bytes.
+    let lock = common::StoreLock::hold(&server).await;
+    let big = |n: u32| hook(&session, json!({"content": "x".repeat(900_000), "n": n}));
+    let send = |body: Value| {
+        let url = server.url("/api/v1/observability/event");
+        tokio::spawn(async move {
+            client()
+                .post(url)
+                .json(&body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+        })
+    };
+    let first = send(big(1));
+    let second = send(big(2));
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+
+    // 1.8 MB of 2 MiB held: a third such request does not fit, over HTTP or gRPC.
+    let resp = client()
+        .post(server.url("/api/v1/observability/event"))
+        .json(&big(3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 503);
+    assert_eq!(resp.headers()["retry-after"], "1");
+    let text = resp.text().await.unwrap();
+    assert!(text.contains("--max-inflight-bytes"), "{text}");
+    let mut grpc = TraceServiceClient::connect(server.grpc.clone())
+        .await
+        .unwrap();
+    let request = traces(
+        vec![],
+        vec![span(
+            &session,
+            1,
+            vec![text_kv("tool_input", &"y".repeat(400_000))],
+        )],
+    );
+    let status = grpc.export(request).await.unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+    assert!(
+        status.message().contains("--max-inflight-bytes"),
+        "{}",
+        status.message()
+    );
+
+    // Once the commit goes through, the held requests are answered and the budget is free again.
+    lock.release().await;
+    assert_eq!(first.await.unwrap(), 200);
+    assert_eq!(second.await.unwrap(), 200);
+    let (status, body) = server
+        .post_json("/api/v1/observability/event", &big(3))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        server
+            .all_events(&format!("session_id={session}"))
+            .await
+            .len(),
+        3
+    );
+    assert_no_panic(&server);
 }

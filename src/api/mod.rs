@@ -150,7 +150,7 @@ async fn receive_transcript(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, IngestError> {
-    let bytes = read_body(headers, body, state.max_body_bytes, state.body_read_timeout).await?;
+    let (bytes, _hold) = read_body(state, headers, body).await?;
     let value: Value = serde_json::from_slice(&bytes)
         .map_err(|e| IngestError::BadRequest(format!("body is not valid JSON: {e}")))?;
     let text = |k: &str| {

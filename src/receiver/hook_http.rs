@@ -66,9 +66,11 @@ async fn receive(
             )));
         }
     }
-    let bytes = read_body(headers, body, state.max_body_bytes, state.body_read_timeout).await?;
+    let (bytes, _hold) = read_body(state, headers, body).await?;
     let base = context_from_headers(headers)?;
-    match normalize_body(&bytes, &base, &state.limits, Utc::now())? {
+    let normalized = normalize_body(&bytes, &base, &state.limits, Utc::now())?;
+    drop(bytes);
+    match normalized {
         HookBody::One(event) => {
             super::submit(&state.pipeline, vec![*event], "hook").await?;
             Ok(Json(json!({})).into_response())

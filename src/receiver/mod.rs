@@ -105,6 +105,53 @@ impl IngestError {
     }
 }
 
+/// Bytes of ingest requests held at once: bodies being read, decoded, and waiting for their commit. A request
+/// that would go over is answered 503 / UNAVAILABLE (retry shortly), so memory stays bounded under any load.
+#[derive(Clone)]
+pub struct InflightBudget {
+    kib: std::sync::Arc<tokio::sync::Semaphore>,
+    total_kib: usize,
+}
+
+/// A request's share of the budget, given back when dropped (when the request is answered).
+#[must_use]
+pub struct InflightHold(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
+
+impl InflightBudget {
+    pub fn new(bytes: usize) -> Self {
+        let total_kib = bytes
+            .div_ceil(1024)
+            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+        InflightBudget {
+            kib: std::sync::Arc::new(tokio::sync::Semaphore::new(total_kib)),
+            total_kib,
+        }
+    }
+
+    /// Takes `bytes` of the budget, or says that hivewatch holds too much already.
+    pub fn hold(&self, bytes: usize) -> Result<InflightHold, IngestError> {
+        let kib = bytes.div_ceil(1024).clamp(1, self.total_kib);
+        let kib = u32::try_from(kib).unwrap_or(u32::MAX);
+        match self.kib.clone().try_acquire_many_owned(kib) {
+            Ok(permit) => Ok(InflightHold(Some(permit))),
+            Err(_) => Err(IngestError::Unavailable(format!(
+                "hivewatch already holds {} MiB of ingest requests (--max-inflight-bytes); retry shortly",
+                self.total_kib / 1024
+            ))),
+        }
+    }
+
+    /// Gives back all of `hold` beyond `bytes` (a body turned out smaller than the share taken for it).
+    pub fn shrink(hold: &mut InflightHold, bytes: usize) {
+        let keep = bytes.div_ceil(1024).max(1);
+        if let Some(permit) = hold.0.as_mut()
+            && permit.num_permits() > keep
+        {
+            drop(permit.split(permit.num_permits() - keep));
+        }
+    }
+}
+
 /// One OTLP signal: its request and response messages and how its items become events.
 pub trait Signal {
     type Request: prost::Message + Default + serde::de::DeserializeOwned + Send + 'static;

@@ -22,13 +22,14 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use prost::Message;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tonic::codec::CompressionEncoding;
 use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status};
 
-use super::{Logs, Metrics, Signal, Traces, export};
+use super::{InflightBudget, Logs, Metrics, Signal, Traces, export};
 use crate::model::limits::Limits;
 use crate::pipeline::Pipeline;
 
@@ -36,6 +37,7 @@ use crate::pipeline::Pipeline;
 pub struct OtlpGrpc {
     pipeline: Pipeline,
     tokens: crate::auth::Tokens,
+    inflight: InflightBudget,
     limits: Limits,
 }
 
@@ -45,19 +47,16 @@ impl OtlpGrpc {
         request: Request<S::Request>,
     ) -> Result<Response<S::Response>, Status> {
         crate::auth::check_grpc(&self.tokens, request.metadata())?;
-        handle::<S>(&self.pipeline, &self.limits, request.into_inner()).await
+        let started = std::time::Instant::now();
+        let req = request.into_inner();
+        // Decoded already (tonic reads the message before the call): the hold covers the wait for the commit.
+        let result = match self.inflight.hold(req.encoded_len()) {
+            Ok(_hold) => export::<S>(&self.pipeline, &self.limits, req).await,
+            Err(e) => Err(e),
+        };
+        super::record_request("grpc", S::NAME, started, result.as_ref().map(S::rejected));
+        result.map(Response::new).map_err(|e| e.grpc_status())
     }
-}
-
-async fn handle<S: Signal>(
-    pipeline: &Pipeline,
-    limits: &Limits,
-    req: S::Request,
-) -> Result<Response<S::Response>, Status> {
-    let started = std::time::Instant::now();
-    let result = export::<S>(pipeline, limits, req).await;
-    super::record_request("grpc", S::NAME, started, result.as_ref().map(S::rejected));
-    result.map(Response::new).map_err(|e| e.grpc_status())
 }
 
 #[tonic::async_trait]
@@ -106,6 +105,7 @@ pub async fn serve(
     listener: TcpListener,
     pipeline: Pipeline,
     tokens: crate::auth::Tokens,
+    inflight: InflightBudget,
     limits: Limits,
     max_message_bytes: usize,
     timeouts: GrpcTimeouts,
@@ -114,6 +114,7 @@ pub async fn serve(
     let svc = OtlpGrpc {
         pipeline,
         tokens,
+        inflight,
         limits,
     };
     macro_rules! configure {

@@ -107,7 +107,8 @@ async fn receive<S: Signal>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<S::Response, IngestError> {
-    let bytes = read_body(headers, body, state.max_body_bytes, state.body_read_timeout).await?;
+    let (bytes, _hold) = read_body(state, headers, body).await?;
     let request = super::decode::<S>(&bytes, encoding == Encoding::Json)?;
+    drop(bytes);
     export::<S>(&state.pipeline, &state.limits, request).await
 }
