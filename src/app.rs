@@ -121,8 +121,8 @@ pub async fn serve(
         tokens.clone(),
         inflight.clone(),
         args.limits(),
-        args.max_body_bytes,
-        otlp_grpc::GrpcTimeouts {
+        otlp_grpc::GrpcBounds {
+            max_message_bytes: args.max_body_bytes,
             request: std::time::Duration::from_secs(args.body_read_timeout_secs.max(1)),
             max_connection_age: std::time::Duration::from_secs(
                 args.grpc_max_connection_age_secs.max(1),

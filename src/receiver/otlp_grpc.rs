@@ -89,9 +89,11 @@ impl MetricsService for OtlpGrpc {
     }
 }
 
-/// How long a gRPC call and a connection may last.
+/// How large a gRPC message and how long a call and a connection may be.
 #[derive(Debug, Clone, Copy)]
-pub struct GrpcTimeouts {
+pub struct GrpcBounds {
+    /// Largest message, after decompression (`--max-body-bytes`).
+    pub max_message_bytes: usize,
     /// A whole call: receiving the message, committing, answering (a body sent slowly ends here).
     pub request: std::time::Duration,
     /// After this a connection gets GOAWAY: calls in flight finish, the client reconnects.
@@ -107,8 +109,7 @@ pub async fn serve(
     tokens: crate::auth::Tokens,
     inflight: InflightBudget,
     limits: Limits,
-    max_message_bytes: usize,
-    timeouts: GrpcTimeouts,
+    bounds: GrpcBounds,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
     let svc = OtlpGrpc {
@@ -122,12 +123,12 @@ pub async fn serve(
             $server::new(svc.clone())
                 .accept_compressed(CompressionEncoding::Gzip)
                 .accept_compressed(CompressionEncoding::Zstd)
-                .max_decoding_message_size(max_message_bytes)
+                .max_decoding_message_size(bounds.max_message_bytes)
         };
     }
     tonic::transport::Server::builder()
-        .timeout(timeouts.request)
-        .max_connection_age(timeouts.max_connection_age)
+        .timeout(bounds.request)
+        .max_connection_age(bounds.max_connection_age)
         .http2_keepalive_interval(Some(std::time::Duration::from_secs(30)))
         .http2_keepalive_timeout(Some(std::time::Duration::from_secs(10)))
         .add_service(configure!(TraceServiceServer))
@@ -136,7 +137,7 @@ pub async fn serve(
         .serve_with_incoming_shutdown(
             tokio_stream::StreamExt::map(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
-                move |conn| conn.map(|c| OpeningDeadline::new(c, timeouts.opening)),
+                move |conn| conn.map(|c| OpeningDeadline::new(c, bounds.opening)),
             ),
             shutdown,
         )
