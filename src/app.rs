@@ -35,10 +35,16 @@ impl Listeners {
 
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     args.validate()?;
-    let shutdown = shutdown_signal()?;
-    let store = Store::open(&args.store.store_config()?)
-        .await
-        .context("cannot open the store")?;
+    let mut shutdown = Box::pin(shutdown_signal()?);
+    // Opening can wait long (another replica migrating holds the lock): a signal meanwhile stops it.
+    let store_config = args.store.store_config()?;
+    let store = tokio::select! {
+        store = Store::open(&store_config) => store.context("cannot open the store")?,
+        () = &mut shutdown => {
+            tracing::info!("stopped before the store was open");
+            return Ok(());
+        }
+    };
     let stream = args.stream_config();
     let listeners = Listeners::bind(args.grpc_addr, args.http_addr).await?;
     let (grpc, http) = (listeners.grpc.local_addr()?, listeners.http.local_addr()?);

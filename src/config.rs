@@ -314,6 +314,7 @@ impl ServeArgs {
             max_attributes: self.max_attributes,
             max_attribute_bytes: self.max_attribute_bytes,
             max_depth: self.max_depth,
+            max_copied_bytes: self.max_body_bytes,
         }
     }
 

@@ -610,6 +610,8 @@ struct ClaudeCodeTotals {
 
 /// Distinct values of one Claude Code label (model, type, …) given their own series.
 const MAX_LABEL_VALUES: usize = 100;
+/// Longer label values count as `other`: a label is a name, not a document.
+const MAX_LABEL_VALUE_BYTES: usize = 256;
 /// Cumulative streams remembered before quiet ones are forgotten.
 const MAX_CUMULATIVE_STREAMS: usize = 10_000;
 
@@ -643,6 +645,7 @@ impl ClaudeCodeTotals {
     }
 
     fn add(&self, req: &ExportMetricsServiceRequest) {
+        use prost::Message;
         use std::hash::{Hash, Hasher};
         let mut totals = self.totals.lock().unwrap_or_else(|p| p.into_inner());
         let mut last = self
@@ -659,6 +662,15 @@ impl ClaudeCodeTotals {
                 .as_ref()
                 .map(|r| r.attributes.as_slice())
                 .unwrap_or_default();
+            // The resource's part of each cumulative stream's identity, hashed once per resource (not per point).
+            let resource_hash = {
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                for a in resource {
+                    a.encode_to_vec().hash(&mut h);
+                }
+                h.finish()
+            };
+            let mut encoded = Vec::new();
             for sm in &rm.scope_metrics {
                 for m in &sm.metrics {
                     let Some(i) = FAMILIES.iter().position(|f| f.otlp == m.name) else {
@@ -698,6 +710,9 @@ impl ClaudeCodeTotals {
                             .iter()
                             .map(|k| {
                                 let v = attr(k);
+                                if v.len() > MAX_LABEL_VALUE_BYTES {
+                                    return "other".to_string();
+                                }
                                 let known = seen.entry(*k).or_default();
                                 if known.contains(&v) || known.len() < MAX_LABEL_VALUES {
                                     known.insert(v.clone());
@@ -709,11 +724,13 @@ impl ClaudeCodeTotals {
                             .collect();
                         let increase = if cumulative {
                             let mut h = std::collections::hash_map::DefaultHasher::new();
-                            (i, dp.start_time_unix_nano).hash(&mut h);
-                            for a in dp.attributes.iter().chain(resource) {
-                                a.key.hash(&mut h);
-                                format!("{:?}", a.value).hash(&mut h);
+                            (i, dp.start_time_unix_nano, resource_hash).hash(&mut h);
+                            encoded.clear();
+                            for a in &dp.attributes {
+                                a.encode(&mut encoded)
+                                    .expect("encoding into a Vec cannot fail");
                             }
+                            encoded.hash(&mut h);
                             let previous = last.insert(h.finish(), (value, Instant::now()));
                             match previous {
                                 // A lower value means the sender restarted its count.

@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 
 use crate::model::redact::{RedactSettings, redact_json};
 use crate::model::{AgentEvent, StoredEvent};
+use crate::receiver::InflightHold;
 use crate::store::{CommitFailure, CommitOutcome, Store, StoreError};
 
 /// Longest a commit waits for the rest of a concurrent wave of requests (only when the last batch was large).
@@ -93,6 +94,9 @@ pub struct Accepted {
 struct Submission {
     events: Vec<AgentEvent>,
     ack: oneshot::Sender<Result<Accepted, StoreError>>,
+    /// The request's share of the in-flight budget: given back once the request is answered, also when its
+    /// client went away meanwhile (the events are in memory until then all the same).
+    hold: InflightHold,
 }
 
 #[derive(Clone)]
@@ -142,8 +146,12 @@ impl Pipeline {
         })
     }
 
-    /// Redacts and commits `events`; returns once they are durable.
-    pub async fn submit(&self, mut events: Vec<AgentEvent>) -> Result<Accepted, SubmitError> {
+    /// Redacts and commits `events`; returns once they are durable. `hold` is kept until the answer is sent.
+    pub async fn submit(
+        &self,
+        mut events: Vec<AgentEvent>,
+        hold: InflightHold,
+    ) -> Result<Accepted, SubmitError> {
         if events.is_empty() {
             return Ok(Accepted::default());
         }
@@ -158,7 +166,7 @@ impl Pipeline {
             Err(_) => return Err(SubmitError::Overloaded),
         };
         let (ack, done) = oneshot::channel();
-        permit.send(Submission { events, ack });
+        permit.send(Submission { events, ack, hold });
         match done.await {
             Ok(Err(StoreError::Rejected(m))) => Err(SubmitError::Rejected(m)),
             Ok(result) => result.map_err(SubmitError::Store),
@@ -171,12 +179,16 @@ impl Pipeline {
 #[derive(Default)]
 struct Batch {
     events: Vec<AgentEvent>,
-    acks: Vec<(oneshot::Sender<Result<Accepted, StoreError>>, usize)>,
+    acks: Vec<(
+        oneshot::Sender<Result<Accepted, StoreError>>,
+        usize,
+        InflightHold,
+    )>,
 }
 
 impl Batch {
     fn push(&mut self, sub: Submission) {
-        self.acks.push((sub.ack, sub.events.len()));
+        self.acks.push((sub.ack, sub.events.len(), sub.hold));
         self.events.extend(sub.events);
     }
 }
@@ -263,7 +275,7 @@ async fn run_committer(
                     duplicates = outcome.duplicates,
                     "committed"
                 );
-                for (ack, n) in batch.acks {
+                for (ack, n, _hold) in batch.acks {
                     // The request may have gone away (client hung up); its events are committed all the same.
                     let _ = ack.send(Ok(Accepted { events: n }));
                 }
@@ -277,7 +289,7 @@ async fn run_committer(
             }) if batch.acks.len() > 1 && events.len() == size => {
                 tracing::warn!(requests, error = %reason, "the store refused data in a batch; committing its requests one by one");
                 let mut events = events.into_iter();
-                for (ack, n) in batch.acks {
+                for (ack, n, _hold) in batch.acks {
                     let own: Vec<AgentEvent> = events.by_ref().take(n).collect();
                     let answer = match commit(&store, own, owner.as_deref()).await.0 {
                         Ok(outcome) => {
@@ -298,7 +310,7 @@ async fn run_committer(
                 } else {
                     tracing::debug!(batch = size, requests, error = %error, "commit failed");
                 }
-                for (ack, _) in batch.acks {
+                for (ack, _, _hold) in batch.acks {
                     let answer = match &error {
                         StoreError::Rejected(m) => StoreError::Rejected(m.clone()),
                         e => StoreError::Unavailable(e.to_string()),

@@ -512,7 +512,17 @@ async fn requests_beyond_the_inflight_budget_get_503_and_those_held_still_commit
                 .status()
         })
     };
-    let first = send(big(1));
+    // The first client gives up before its answer: its request stays held until its commit all the same.
+    let impatient = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let gave_up = impatient
+        .post(server.url("/api/v1/observability/event"))
+        .json(&big(1))
+        .send()
+        .await;
+    assert!(gave_up.is_err(), "{gave_up:?}");
     let second = send(big(2));
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
 
@@ -546,9 +556,9 @@ async fn requests_beyond_the_inflight_budget_get_503_and_those_held_still_commit
         status.message()
     );
 
-    // Once the commit goes through, the held requests are answered and the budget is free again.
+    // Once the commit goes through, the held requests are answered (the first one's events committed although
+    // nobody waits for the answer) and the budget is free again.
     lock.release().await;
-    assert_eq!(first.await.unwrap(), 200);
     assert_eq!(second.await.unwrap(), 200);
     let (status, body) = server
         .post_json("/api/v1/observability/event", &big(3))
@@ -560,6 +570,94 @@ async fn requests_beyond_the_inflight_budget_get_503_and_those_held_still_commit
             .await
             .len(),
         3
+    );
+    assert_no_panic(&server);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn what_each_item_gets_a_copy_of_is_bounded() {
+    let server = Server::start_with(&[
+        "--max-body-bytes",
+        "65536",
+        "--max-inflight-bytes",
+        "1048576",
+    ]);
+    let session = Uuid::new_v4().to_string();
+    let mut grpc = TraceServiceClient::connect(server.grpc.clone())
+        .await
+        .unwrap();
+
+    // A resource of ~1 KB copied into 100 spans is ~100 KB: more than the 64 KiB the body may have.
+    let resource = vec![
+        text_kv("service.name", "copies"),
+        text_kv("big", &"r".repeat(1000)),
+    ];
+    let spans = (1..=100).map(|n| span(&session, n, vec![])).collect();
+    let status = grpc
+        .export(traces(resource.clone(), spans))
+        .await
+        .unwrap_err();
+    assert!(
+        status.message().contains("resource.attributes: ")
+            && status
+                .message()
+                .contains("copied into each of its 100 items")
+            && status.message().contains("--max-body-bytes"),
+        "{}",
+        status.message()
+    );
+    // The same resource over a few spans is fine.
+    let spans = (1..=10).map(|n| span(&session, n, vec![])).collect();
+    let answer = grpc
+        .export(traces(resource, spans))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.partial_success.is_none(), "{answer:?}");
+
+    // Identifiers from headers go into every item of a batch: identifier-sized only.
+    let resp = client()
+        .post(server.url("/api/v1/observability/event"))
+        .header("x-hivewatch-agent-id", "a".repeat(300))
+        .json(&json!([hook(&session, json!({}))]))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 400);
+    let body: Value = resp.json().await.unwrap();
+    assert_eq!(
+        body["error"],
+        "header x-hivewatch-agent-id is 300 bytes long; an identifier may have at most 256"
+    );
+    let (status, body) = server
+        .post_json(
+            "/api/v1/observability/transcripts",
+            &json!({"session_id": session, "agent_id": "a".repeat(300), "entries": []}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("`agent_id` is 300 bytes long"),
+        "{body}"
+    );
+
+    // A span link's ids are checked like the span's own.
+    let mut linked = span(&session, 50, vec![]);
+    linked.links = vec![opentelemetry_proto::tonic::trace::v1::span::Link {
+        trace_id: vec![1; 1000],
+        span_id: vec![2; 8],
+        ..Default::default()
+    }];
+    let status = grpc.export(traces(vec![], vec![linked])).await.unwrap_err();
+    assert!(
+        status
+            .message()
+            .contains("links.trace_id must be 16 bytes, got 1000"),
+        "{}",
+        status.message()
     );
     assert_no_panic(&server);
 }

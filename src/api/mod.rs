@@ -163,6 +163,11 @@ async fn receive_transcript(
         .ok_or_else(|| IngestError::BadRequest("transcript has no `session_id`".into()))?;
     let session_id = crate::model::ids::session_uuid(session);
     let agent_id = text("agent_id").unwrap_or("main").to_string();
+    // Both go into every entry.
+    state
+        .limits
+        .check_id("`agent_id`", &agent_id)
+        .map_err(IngestError::BadRequest)?;
     let Some(lines) = value.get("entries").and_then(Value::as_array) else {
         return Err(IngestError::BadRequest(
             "`entries` must be an array of transcript lines".into(),

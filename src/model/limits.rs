@@ -17,7 +17,14 @@ pub struct Limits {
     pub max_attribute_bytes: usize,
     /// Nesting of arrays and key-value lists inside an attribute; of objects and arrays in a hook payload.
     pub max_depth: usize,
+    /// Bytes of what one request shares among its items and each item gets a copy of (an OTLP resource and
+    /// scope), all copies together: bounds what a small request can grow into (`--max-body-bytes`).
+    pub max_copied_bytes: usize,
 }
+
+/// Longest identifier (session, agent, source app, traceparent) taken from a header or a request's envelope and
+/// copied into each of its items. A Linux file name, the longest `cwd` basename, is 255 bytes.
+pub const MAX_ID_BYTES: usize = 256;
 
 impl Default for Limits {
     fn default() -> Self {
@@ -26,6 +33,7 @@ impl Default for Limits {
             max_attributes: 512,
             max_attribute_bytes: 1024 * 1024,
             max_depth: 64,
+            max_copied_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -53,23 +61,56 @@ impl Limits {
 
     /// An OTLP attribute list (`what` names it in messages: `attributes`, `resource.attributes`, ...).
     pub fn check_attributes(&self, what: &str, attrs: &[KeyValue]) -> Result<(), LimitError> {
-        self.check_kvlist(what, attrs, 1)
+        self.check_kvlist(&mut vec![what], attrs, 1)
     }
 
-    /// An OTLP value outside an attribute list (a log record's body).
+    /// An OTLP value outside an attribute list (a log record's body): a map there counts as one level, like a
+    /// hook payload's object.
     pub fn check_value(&self, what: &str, value: &AnyValue) -> Result<(), LimitError> {
-        self.check_any(what, value, 1)
+        self.check_any(&mut vec![what], value, 0)
+    }
+
+    /// What a resource or scope of `bytes` costs when copied into each of its `items`.
+    pub fn check_copies(&self, what: &str, bytes: usize, items: usize) -> Result<(), LimitError> {
+        let total = bytes.saturating_mul(items);
+        if total > self.max_copied_bytes {
+            return Err(LimitError {
+                path: what.to_string(),
+                problem: format!(
+                    "{bytes} bytes copied into each of its {items} items make {total} bytes; at most {} are \
+                     accepted (--max-body-bytes): send fewer items per request",
+                    self.max_copied_bytes
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// An identifier that each item of a request gets a copy of.
+    pub fn check_id(&self, what: &str, id: &str) -> Result<(), String> {
+        if id.len() > MAX_ID_BYTES {
+            return Err(format!(
+                "{what} is {} bytes long; an identifier may have at most {MAX_ID_BYTES}",
+                id.len()
+            ));
+        }
+        Ok(())
     }
 
     /// A plain string field (a span's name, say).
     pub fn check_text(&self, what: &str, text: &str) -> Result<(), LimitError> {
-        self.check_len(|| what.to_string(), text.len())
+        self.check_len(&[what], text.len())
     }
 
-    fn check_kvlist(&self, path: &str, attrs: &[KeyValue], depth: usize) -> Result<(), LimitError> {
+    fn check_kvlist<'a>(
+        &self,
+        path: &mut Vec<&'a str>,
+        attrs: &'a [KeyValue],
+        depth: usize,
+    ) -> Result<(), LimitError> {
         if attrs.len() > self.max_attributes {
             return Err(LimitError {
-                path: path.to_string(),
+                path: shown_path(path),
                 problem: format!(
                     "{} attributes; at most {} are accepted (--max-attributes)",
                     attrs.len(),
@@ -78,18 +119,27 @@ impl Limits {
             });
         }
         for kv in attrs {
-            self.check_len(|| format!("{path}: a key"), kv.key.len())?;
+            path.push(KEY);
+            self.check_len(path, kv.key.len())?;
+            path.pop();
             if let Some(v) = &kv.value {
-                self.check_any(&format!("{path}.{}", kv.key), v, depth)?;
+                path.push(&kv.key);
+                self.check_any(path, v, depth)?;
+                path.pop();
             }
         }
         Ok(())
     }
 
-    fn check_any(&self, path: &str, value: &AnyValue, depth: usize) -> Result<(), LimitError> {
+    fn check_any<'a>(
+        &self,
+        path: &mut Vec<&'a str>,
+        value: &'a AnyValue,
+        depth: usize,
+    ) -> Result<(), LimitError> {
         match &value.value {
-            Some(any_value::Value::StringValue(s)) => self.check_len(|| path.to_string(), s.len()),
-            Some(any_value::Value::BytesValue(b)) => self.check_len(|| path.to_string(), b.len()),
+            Some(any_value::Value::StringValue(s)) => self.check_len(path, s.len()),
+            Some(any_value::Value::BytesValue(b)) => self.check_len(path, b.len()),
             Some(any_value::Value::ArrayValue(a)) => {
                 self.check_depth(path, depth + 1)?;
                 a.values
@@ -104,7 +154,7 @@ impl Limits {
         }
     }
 
-    /// A hook payload: every string, the keys of every object, the nesting.
+    /// A hook payload: every string, the keys of every object, the nesting (the payload's object is level 1).
     pub fn check_json(&self, value: &Value) -> Result<(), LimitError> {
         let mut path = Vec::new();
         self.check_json_at(value, &mut path, 0)
@@ -116,17 +166,10 @@ impl Limits {
         path: &mut Vec<&'a str>,
         depth: usize,
     ) -> Result<(), LimitError> {
-        let here = |path: &[&str]| {
-            if path.is_empty() {
-                "payload".to_string()
-            } else {
-                path.join(".")
-            }
-        };
         match value {
-            Value::String(s) => self.check_len(|| here(path), s.len()),
+            Value::String(s) => self.check_len(path, s.len()),
             Value::Array(items) => {
-                self.check_depth(&here(path), depth + 1)?;
+                self.check_depth(path, depth + 1)?;
                 // Array elements share their array's name in messages.
                 items
                     .iter()
@@ -135,7 +178,7 @@ impl Limits {
             Value::Object(map) => {
                 if map.len() > self.max_attributes {
                     return Err(LimitError {
-                        path: here(path),
+                        path: shown_path(path),
                         problem: format!(
                             "an object of {} keys; at most {} are accepted (--max-attributes)",
                             map.len(),
@@ -143,9 +186,11 @@ impl Limits {
                         ),
                     });
                 }
-                self.check_depth(&here(path), depth + 1)?;
+                self.check_depth(path, depth + 1)?;
                 for (k, v) in map {
-                    self.check_len(|| format!("{}: a key", here(path)), k.len())?;
+                    path.push(KEY);
+                    self.check_len(path, k.len())?;
+                    path.pop();
                     path.push(k);
                     self.check_json_at(v, path, depth + 1)?;
                     path.pop();
@@ -156,10 +201,11 @@ impl Limits {
         }
     }
 
-    fn check_len(&self, path: impl FnOnce() -> String, len: usize) -> Result<(), LimitError> {
+    /// Only the length is compared on the way; the path is put together when a check fails.
+    fn check_len(&self, path: &[&str], len: usize) -> Result<(), LimitError> {
         if len > self.max_attribute_bytes {
             return Err(LimitError {
-                path: path(),
+                path: shown_path(path),
                 problem: format!(
                     "a value of {len} bytes; at most {} are accepted (--max-attribute-bytes)",
                     self.max_attribute_bytes
@@ -169,10 +215,10 @@ impl Limits {
         Ok(())
     }
 
-    fn check_depth(&self, path: &str, depth: usize) -> Result<(), LimitError> {
+    fn check_depth(&self, path: &[&str], depth: usize) -> Result<(), LimitError> {
         if depth > self.max_depth {
             return Err(LimitError {
-                path: path.to_string(),
+                path: shown_path(path),
                 problem: format!(
                     "nested more than {} levels deep (--max-depth)",
                     self.max_depth
@@ -181,6 +227,45 @@ impl Limits {
         }
         Ok(())
     }
+}
+
+/// The path segment that stands for "a key of the object before it" (`tool_input: a key`).
+const KEY: &str = "\0key";
+
+/// A path for a message: segments joined with dots, each cut to a few dozen bytes (keys are user data and may
+/// be huge), the whole cut too.
+fn shown_path(path: &[&str]) -> String {
+    const SEGMENT: usize = 64;
+    const WHOLE: usize = 512;
+    let cut = |s: &str, max: usize| -> String {
+        if s.len() <= max {
+            return s.to_string();
+        }
+        let end = (0..=max)
+            .rev()
+            .find(|&i| s.is_char_boundary(i))
+            .unwrap_or(0);
+        format!("{}...", &s[..end])
+    };
+    let mut out = String::new();
+    for seg in path {
+        if *seg == KEY {
+            out.push_str(if out.is_empty() {
+                "payload: a key"
+            } else {
+                ": a key"
+            });
+            continue;
+        }
+        if !out.is_empty() {
+            out.push('.');
+        }
+        out.push_str(&cut(seg, SEGMENT));
+    }
+    if out.is_empty() {
+        out.push_str("payload");
+    }
+    cut(&out, WHOLE)
 }
 
 #[cfg(test)]
@@ -195,6 +280,7 @@ mod tests {
             max_attributes: 2,
             max_attribute_bytes: 5,
             max_depth: 3,
+            max_copied_bytes: 100,
         }
     }
 
@@ -290,6 +376,21 @@ mod tests {
         assert!(e.problem.contains("nested more than 3"), "{e}");
         let e = l.check_json(&json!({"keytoolong": 1})).unwrap_err();
         assert_eq!(e.path, "payload: a key");
+        // Keys are user data: a message shows a few dozen bytes of each.
+        let long_key = "k".repeat(4); // within the 5-byte key limit
+        let e = l
+            .check_json(&json!({ long_key: {"sub": "123456"} }))
+            .unwrap_err();
+        assert_eq!(e.path, "kkkk.sub");
+        let wide = Limits {
+            max_attribute_bytes: 10_000,
+            ..l
+        };
+        let key = "x".repeat(5_000);
+        let e = wide
+            .check_json(&json!({ key: "y".repeat(10_001) }))
+            .unwrap_err();
+        assert_eq!(e.path, format!("{}...", "x".repeat(64)));
         // Long arrays are not attributes: only their contents are checked.
         assert!(
             l.check_json(&json!({"files": ["a", "b", "c", "d"]}))

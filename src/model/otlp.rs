@@ -118,23 +118,35 @@ fn lift(attrs: &Map<String, Value>, res: &ResourceInfo, trace_id: Option<TraceId
     }
 }
 
-/// Why a whole resource is refused: each of its items is refused with this message.
-fn resource_problem(limits: &Limits, resource: Option<&Resource>) -> Option<String> {
+/// Why a whole resource is refused: each of its `items` is refused with this message. Every item gets a copy of
+/// the resource's attributes, so their size times the items is bounded too.
+fn resource_problem(
+    limits: &Limits,
+    resource: Option<&Resource>,
+    info: &ResourceInfo,
+    items: usize,
+) -> Option<String> {
     let attributes = resource
         .map(|r| r.attributes.as_slice())
         .unwrap_or_default();
     limits
         .check_attributes("resource.attributes", attributes)
+        .and_then(|()| limits.check_copies("resource.attributes", info.digest.len(), items))
         .err()
         .map(|e| e.to_string())
 }
 
-fn scope_problem(limits: &Limits, scope: Option<&InstrumentationScope>) -> Option<String> {
+fn scope_problem(
+    limits: &Limits,
+    scope: Option<&InstrumentationScope>,
+    items: usize,
+) -> Option<String> {
     let scope = scope?;
     limits
         .check_text("scope.name", &scope.name)
         .and_then(|()| limits.check_text("scope.version", &scope.version))
         .and_then(|()| limits.check_attributes("scope.attributes", &scope.attributes))
+        .and_then(|()| limits.check_copies("scope", scope.name.len() + scope.version.len(), items))
         .err()
         .map(|e| e.to_string())
 }
@@ -159,12 +171,13 @@ pub fn normalize_traces(
 ) -> Normalized {
     let mut out = Normalized::default();
     for rs in &req.resource_spans {
-        let res_problem = resource_problem(limits, rs.resource.as_ref());
         let res = ResourceInfo::of(rs.resource.as_ref());
+        let items = rs.scope_spans.iter().map(|ss| ss.spans.len()).sum();
+        let res_problem = resource_problem(limits, rs.resource.as_ref(), &res, items);
         for ss in &rs.scope_spans {
             let problem = res_problem
                 .clone()
-                .or_else(|| scope_problem(limits, ss.scope.as_ref()));
+                .or_else(|| scope_problem(limits, ss.scope.as_ref(), ss.spans.len()));
             let scope = ss.scope.as_ref().map(|s| scope_json(&s.name, &s.version));
             for span in &ss.spans {
                 let index = out.total;
@@ -266,11 +279,22 @@ fn span_event(
         payload.insert("events".into(), Value::Array(events));
     }
     if !span.links.is_empty() {
-        let links = span
-            .links
-            .iter()
-            .map(|l| serde_json::json!({"trace_id": hex::encode(&l.trace_id), "span_id": hex::encode(&l.span_id)}))
-            .collect();
+        // A link with ids of the wrong length refuses its span, like the span's own ids.
+        let missing = |field, expected| IdError::Length {
+            field,
+            expected,
+            got: 0,
+        };
+        let mut links = Vec::with_capacity(span.links.len());
+        for l in &span.links {
+            let trace = TraceId::from_wire("links.trace_id", &l.trace_id)?
+                .ok_or_else(|| missing("links.trace_id", 16))?;
+            let linked = SpanId::from_wire("links.span_id", &l.span_id)?
+                .ok_or_else(|| missing("links.span_id", 8))?;
+            links.push(
+                serde_json::json!({"trace_id": hex::encode(trace.0), "span_id": hex::encode(linked.0)}),
+            );
+        }
         payload.insert("links".into(), Value::Array(links));
     }
 
@@ -318,12 +342,13 @@ pub fn normalize_logs(
     let mut out = Normalized::default();
     let mut encoded = Vec::new();
     for rl in &req.resource_logs {
-        let res_problem = resource_problem(limits, rl.resource.as_ref());
         let res = ResourceInfo::of(rl.resource.as_ref());
+        let items = rl.scope_logs.iter().map(|sl| sl.log_records.len()).sum();
+        let res_problem = resource_problem(limits, rl.resource.as_ref(), &res, items);
         for sl in &rl.scope_logs {
             let problem = res_problem
                 .clone()
-                .or_else(|| scope_problem(limits, sl.scope.as_ref()));
+                .or_else(|| scope_problem(limits, sl.scope.as_ref(), sl.log_records.len()));
             let scope = sl.scope.as_ref().map(|s| scope_json(&s.name, &s.version));
             for record in &sl.log_records {
                 let index = out.total;

@@ -66,13 +66,13 @@ async fn receive(
             )));
         }
     }
-    let (bytes, _hold) = read_body(state, headers, body).await?;
+    let (bytes, hold) = read_body(state, headers, body).await?;
     let base = context_from_headers(headers)?;
     let normalized = normalize_body(&bytes, &base, &state.limits, Utc::now())?;
     drop(bytes);
     match normalized {
         HookBody::One(event) => {
-            super::submit(&state.pipeline, vec![*event], "hook").await?;
+            super::submit(&state.pipeline, vec![*event], "hook", hold).await?;
             Ok(Json(json!({})).into_response())
         }
         HookBody::Batch { events, errors } => {
@@ -84,7 +84,7 @@ async fn receive(
                 // The sender (a spool flush, usually) reads only the status: say here what was refused.
                 tracing::warn!(rejected = errors.len(), accepted, first = %first, "hook batch items refused");
             }
-            super::submit(&state.pipeline, events, "hook").await?;
+            super::submit(&state.pipeline, events, "hook", hold).await?;
             Ok(
                 Json(json!({ "accepted": accepted, "rejected": errors.len(), "errors": errors }))
                     .into_response(),
@@ -118,11 +118,14 @@ pub fn normalize_body(
             e.valid_up_to()
         )));
     }
+    // What the headers say is copied into every item: identifiers only, never documents.
+    check_context_ids(limits, base, "header ").map_err(IngestError::BadRequest)?;
     let value: Value = serde_json::from_slice(bytes)
         .map_err(|e| IngestError::BadRequest(format!("body is not valid JSON: {e}")))?;
     let one = |item: Value| -> Result<AgentEvent, String> {
         limits.check_json(&item).map_err(|e| e.to_string())?;
         let (item, ctx) = item_context(item, base)?;
+        check_context_ids(limits, &ctx, "")?;
         normalize_hook(item, &ctx, now).map_err(|e| e.to_string())
     };
     match value {
@@ -147,6 +150,20 @@ pub fn normalize_body(
             .map(|ev| HookBody::One(Box::new(ev)))
             .map_err(IngestError::BadRequest),
     }
+}
+
+/// The sender's identifiers (from headers, or an item's `_hivewatch`) are of identifier size.
+fn check_context_ids(limits: &Limits, ctx: &HookContext, from: &str) -> Result<(), String> {
+    for (name, value) in [
+        (SOURCE_APP_HEADER, &ctx.source_app),
+        (AGENT_ID_HEADER, &ctx.agent_id),
+        ("traceparent", &ctx.traceparent),
+    ] {
+        if let Some(v) = value {
+            limits.check_id(&format!("{from}{name}"), v)?;
+        }
+    }
+    Ok(())
 }
 
 fn header_str<'a>(

@@ -117,6 +117,13 @@ pub struct InflightBudget {
 #[must_use]
 pub struct InflightHold(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
 
+impl InflightHold {
+    /// No share (events that did not come in over the wire).
+    pub fn none() -> Self {
+        InflightHold(None)
+    }
+}
+
 impl InflightBudget {
     pub fn new(bytes: usize) -> Self {
         let total_kib = bytes
@@ -322,11 +329,12 @@ pub async fn export<S: Signal>(
     pipeline: &Pipeline,
     limits: &Limits,
     req: S::Request,
+    hold: InflightHold,
 ) -> Result<S::Response, IngestError> {
     let normalized = normalize_request::<S>(&req, limits, Utc::now())?;
     S::observe(&req);
     drop(req);
-    submit_normalized(pipeline, normalized, S::NAME)
+    submit_normalized(pipeline, normalized, S::NAME, hold)
         .await
         .map(|(rejected, msg)| S::response(rejected, msg))
 }
@@ -336,6 +344,7 @@ pub async fn submit_normalized(
     pipeline: &Pipeline,
     n: Normalized,
     signal: &'static str,
+    hold: InflightHold,
 ) -> Result<(i64, String), IngestError> {
     let metrics = crate::metrics::get();
     if let Some(m) = metrics {
@@ -348,7 +357,7 @@ pub async fn submit_normalized(
     if n.rejected > 0 {
         tracing::warn!(rejected = n.rejected, accepted = n.events.len(), first = %message, "OTLP items refused");
     }
-    submit(pipeline, n.events, signal).await?;
+    submit(pipeline, n.events, signal, hold).await?;
     Ok((n.rejected as i64, message))
 }
 
@@ -357,16 +366,21 @@ pub async fn submit(
     pipeline: &Pipeline,
     events: Vec<crate::model::AgentEvent>,
     signal: &'static str,
+    hold: InflightHold,
 ) -> Result<(), IngestError> {
     let n = events.len() as u64;
-    pipeline.submit(events).await.map(|_| ()).map_err(|e| {
-        if let Some(m) = crate::metrics::get() {
-            let reason = match e {
-                SubmitError::Rejected(_) => "invalid",
-                _ => "unavailable",
-            };
-            m.rejected(signal, reason, n);
-        }
-        e.into()
-    })
+    pipeline
+        .submit(events, hold)
+        .await
+        .map(|_| ())
+        .map_err(|e| {
+            if let Some(m) = crate::metrics::get() {
+                let reason = match e {
+                    SubmitError::Rejected(_) => "invalid",
+                    _ => "unavailable",
+                };
+                m.rejected(signal, reason, n);
+            }
+            e.into()
+        })
 }

@@ -51,7 +51,7 @@ impl OtlpGrpc {
         let req = request.into_inner();
         // Decoded already (tonic reads the message before the call): the hold covers the wait for the commit.
         let result = match self.inflight.hold(req.encoded_len()) {
-            Ok(_hold) => export::<S>(&self.pipeline, &self.limits, req).await,
+            Ok(hold) => export::<S>(&self.pipeline, &self.limits, req, hold).await,
             Err(e) => Err(e),
         };
         super::record_request("grpc", S::NAME, started, result.as_ref().map(S::rejected));

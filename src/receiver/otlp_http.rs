@@ -107,8 +107,8 @@ async fn receive<S: Signal>(
     headers: &HeaderMap,
     body: Body,
 ) -> Result<S::Response, IngestError> {
-    let (bytes, _hold) = read_body(state, headers, body).await?;
+    let (bytes, hold) = read_body(state, headers, body).await?;
     let request = super::decode::<S>(&bytes, encoding == Encoding::Json)?;
     drop(bytes);
-    export::<S>(&state.pipeline, &state.limits, request).await
+    export::<S>(&state.pipeline, &state.limits, request, hold).await
 }
