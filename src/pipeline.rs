@@ -179,16 +179,19 @@ impl Pipeline {
 #[derive(Default)]
 struct Batch {
     events: Vec<AgentEvent>,
-    acks: Vec<(
-        oneshot::Sender<Result<Accepted, StoreError>>,
-        usize,
-        InflightHold,
-    )>,
+    acks: Vec<Waiter>,
 }
+
+/// A request waiting for its commit: where its answer goes, how many events it sent, its share of the budget.
+struct Waiter(
+    oneshot::Sender<Result<Accepted, StoreError>>,
+    usize,
+    InflightHold,
+);
 
 impl Batch {
     fn push(&mut self, sub: Submission) {
-        self.acks.push((sub.ack, sub.events.len(), sub.hold));
+        self.acks.push(Waiter(sub.ack, sub.events.len(), sub.hold));
         self.events.extend(sub.events);
     }
 }
@@ -275,7 +278,7 @@ async fn run_committer(
                     duplicates = outcome.duplicates,
                     "committed"
                 );
-                for (ack, n, _hold) in batch.acks {
+                for Waiter(ack, n, _hold) in batch.acks {
                     // The request may have gone away (client hung up); its events are committed all the same.
                     let _ = ack.send(Ok(Accepted { events: n }));
                 }
@@ -289,7 +292,7 @@ async fn run_committer(
             }) if batch.acks.len() > 1 && events.len() == size => {
                 tracing::warn!(requests, error = %reason, "the store refused data in a batch; committing its requests one by one");
                 let mut events = events.into_iter();
-                for (ack, n, _hold) in batch.acks {
+                for Waiter(ack, n, _hold) in batch.acks {
                     let own: Vec<AgentEvent> = events.by_ref().take(n).collect();
                     let answer = match commit(&store, own, owner.as_deref()).await.0 {
                         Ok(outcome) => {
@@ -310,7 +313,7 @@ async fn run_committer(
                 } else {
                     tracing::debug!(batch = size, requests, error = %error, "commit failed");
                 }
-                for (ack, _, _hold) in batch.acks {
+                for Waiter(ack, _, _hold) in batch.acks {
                     let answer = match &error {
                         StoreError::Rejected(m) => StoreError::Rejected(m.clone()),
                         e => StoreError::Unavailable(e.to_string()),
