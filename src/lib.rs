@@ -19,6 +19,8 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod export;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod hook_client;
 pub mod http;
 pub mod live;

@@ -147,11 +147,22 @@ pub struct AgentEvent {
 /// Longest `event_type` stored (Postgres column `VARCHAR(200)`), in characters.
 pub const MAX_EVENT_TYPE_CHARS: usize = 200;
 
+/// The trace of an event that names none and belongs to no session: an OTLP log record with neither a trace id nor
+/// a session, a hook payload whose `session_id` is the nil UUID. Zeros are no trace id (W3C Trace Context), and the
+/// store refuses to read them back.
+pub const NO_TRACE: TraceId = TraceId(0x6869_7665_7761_7463_6800_0000_0000_0002_u128.to_be_bytes());
+
 impl AgentEvent {
     /// Makes the event storable by every back-end whatever the sender put in it: NUL characters removed from
     /// every string (Postgres text and JSONB cannot hold them), `event_type` cut to its column's length, the time
-    /// kept within years 1970 to 9999 and `latency_ms` within 0 to 2^31 − 1 (Postgres `INTEGER`).
+    /// kept within years 1970 to 9999 and `latency_ms` within 0 to 2^31 − 1 (Postgres `INTEGER`), and no id of
+    /// zeros, which would not read back (a trace of zeros becomes [`NO_TRACE`], a span id of zeros none).
     pub fn make_storable(&mut self) {
+        if self.trace_id.0 == [0; 16] {
+            self.trace_id = NO_TRACE;
+        }
+        self.span_id = self.span_id.filter(|s| s.0 != [0; 8]);
+        self.parent_span_id = self.parent_span_id.filter(|s| s.0 != [0; 8]);
         for field in [
             &mut self.event_type,
             &mut self.agent_id,
@@ -295,6 +306,34 @@ mod tests {
         assert_eq!(ev.payload["tool_response"]["out"], "ab");
         assert_eq!(ev.created_at, DateTime::<Utc>::UNIX_EPOCH);
         assert!(ev.latency_ms.is_none_or(|l| l <= i32::MAX as i64));
+    }
+
+    #[test]
+    fn ids_of_zeros_are_not_stored() {
+        use crate::model::{SpanId, TraceId};
+        // A hook payload whose session is the nil UUID gets a trace id of zeros, as does an OTLP log record with
+        // neither a trace id nor a session.
+        let mut ev = crate::model::hook::normalize_hook(
+            serde_json::json!({"session_id": "00000000-0000-0000-0000-000000000000", "hook_event_name": "Stop"}),
+            &Default::default(),
+            chrono::Utc::now(),
+        )
+        .unwrap();
+        assert_eq!(ev.trace_id, TraceId([0; 16]));
+        ev.span_id = Some(SpanId([0; 8]));
+        ev.parent_span_id = Some(SpanId([0; 8]));
+        ev.make_storable();
+        assert_eq!(ev.trace_id, super::NO_TRACE);
+        assert_eq!((ev.span_id, ev.parent_span_id), (None, None));
+        // What the store reads back: the ids as hex.
+        let text = serde_json::to_string(&ev).unwrap();
+        let back: super::AgentEvent = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, ev);
+        // A real trace id is kept.
+        let mut ev = back;
+        ev.trace_id = TraceId([1; 16]);
+        ev.make_storable();
+        assert_eq!(ev.trace_id, TraceId([1; 16]));
     }
 
     #[test]

@@ -222,12 +222,16 @@ pub struct RedactSettings {
 }
 
 /// Payload keys that hold a tool's output.
-const TOOL_OUTPUT_KEYS: &[&str] = &[
+pub const TOOL_OUTPUT_KEYS: &[&str] = &[
     "tool_response",
     "tool_output",
     "tool_result",
     "toolUseResult",
 ];
+
+/// Payload keys that hold prompt text: a hook's `prompt`, the `prompt` attribute of Claude Code's `user_prompt`
+/// log and the `user_prompt` attribute of its `claude_code.interaction` span.
+pub const PROMPT_KEYS: &[&str] = &["prompt", "user_prompt"];
 
 impl RedactSettings {
     /// Compiles the extra patterns; the error names the pattern that does not compile.
@@ -263,21 +267,30 @@ impl RedactSettings {
         self.extra_patterns.is_empty() && !self.drop_prompts && !self.drop_tool_output
     }
 
-    /// Applies the settings to an event's payload (a hook payload or an OTLP item's attributes).
+    /// Applies the settings to an event's payload: a hook payload, or an OTLP item's, whose attributes are under
+    /// `attributes`.
     pub fn apply_payload(&self, payload: &mut Value) {
         if self.is_noop() {
             return;
         }
         if let Value::Object(map) = payload {
-            for (k, v) in map.iter_mut() {
-                let dropped = (self.drop_prompts && k == "prompt")
-                    || (self.drop_tool_output && TOOL_OUTPUT_KEYS.contains(&k.as_str()));
-                if dropped && !v.is_null() {
-                    *v = Value::String(DROPPED.into());
-                }
+            self.drop_keys(map);
+            if let Some(Value::Object(attributes)) = map.get_mut("attributes") {
+                self.drop_keys(attributes);
             }
         }
         self.apply_patterns(payload);
+    }
+
+    /// Replaces the prompt text and tool output directly under `map`, as the settings say.
+    fn drop_keys(&self, map: &mut serde_json::Map<String, Value>) {
+        for (k, v) in map.iter_mut() {
+            let dropped = (self.drop_prompts && PROMPT_KEYS.contains(&k.as_str()))
+                || (self.drop_tool_output && TOOL_OUTPUT_KEYS.contains(&k.as_str()));
+            if dropped && !v.is_null() {
+                *v = Value::String(DROPPED.into());
+            }
+        }
     }
 
     /// Applies the settings to one transcript line (Claude Code session JSONL) before it is read.
@@ -429,6 +442,20 @@ mod tests {
         settings.apply_payload(&mut post);
         assert_eq!(post["tool_response"], DROPPED);
         assert_eq!(post["tool_input"]["command"], "see [REDACTED]");
+        // An OTLP item's payload holds its attributes under `attributes`: Claude Code's `user_prompt` log carries
+        // the prompt as `prompt`, its `claude_code.interaction` span as `user_prompt`.
+        let mut otlp_log = json!({"body": "claude_code.user_prompt", "resource": {"prompt": "kept"},
+                                  "attributes": {"event.name": "user_prompt", "prompt": "fix INT-42",
+                                                 "prompt_length": "10"}});
+        settings.apply_payload(&mut otlp_log);
+        assert_eq!(otlp_log["attributes"]["prompt"], DROPPED);
+        assert_eq!(otlp_log["attributes"]["prompt_length"], "10");
+        assert_eq!(otlp_log["resource"]["prompt"], "kept");
+        let mut span = json!({"name": "claude_code.interaction",
+                              "attributes": {"user_prompt": "fix INT-42", "user_prompt_length": 10}});
+        settings.apply_payload(&mut span);
+        assert_eq!(span["attributes"]["user_prompt"], DROPPED);
+        assert_eq!(span["attributes"]["user_prompt_length"], 10);
         let mut untouched = json!({"prompt": "fix INT-42"});
         RedactSettings::default().apply_payload(&mut untouched);
         assert_eq!(untouched["prompt"], "fix INT-42");

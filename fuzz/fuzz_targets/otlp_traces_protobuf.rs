@@ -1,0 +1,3 @@
+#![no_main]
+
+libfuzzer_sys::fuzz_target!(|data: &[u8]| hivewatch::fuzzing::otlp_traces_protobuf(data));

@@ -1,0 +1,7 @@
+
+5
+
+
+service.name
+	other-app	ÀMÚ½Xë*
+hello
