@@ -69,11 +69,15 @@ for t in "${TARGETS[@]}"; do
   mkdir -p "fuzz/corpus/$t" "fuzz/artifacts/$t"
   log="fuzz/logs/$t.log"
   before=$(find "fuzz/artifacts/$t" -type f | wc -l)
-  echo "fuzz.sh: $t for ${SECONDS_EACH}s (log: $log)" >&2
+  # `cargo fuzz run` rebuilds when the sources changed: say which sources this target ran on.
+  source_rev="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+  git diff --quiet HEAD -- src Cargo.toml Cargo.lock 2>/dev/null || source_rev+="+changes"
+  echo "fuzz.sh: $t for ${SECONDS_EACH}s on $source_rev (log: $log)" >&2
   rc=0
   (cd fuzz && cargo fuzz run --sanitizer "$SANITIZER" "$t" "corpus/$t" "seeds/$t" -- \
     -max_total_time="$SECONDS_EACH" -max_len="$(max_len "$t")" -timeout="$TIMEOUT" \
     -rss_limit_mb=2048 -malloc_limit_mb=512 -print_final_stats=1) >"$log" 2>&1 || rc=$?
+  echo "fuzz.sh: sources $source_rev" >>"$log"
   after=$(find "fuzz/artifacts/$t" -type f | wc -l)
   stat() { grep -E "^stat::$1:" "$log" | tail -1 | awk '{print $2}'; }
   execs=$(stat number_of_executed_units)
@@ -90,11 +94,13 @@ for t in "${TARGETS[@]}"; do
     grep -E "^(==[0-9]+== ?ERROR|thread '.*' panicked|SUMMARY:|artifact_prefix|Test unit written)" "$log" |
       head -5 | sed "s/^/  $t: /" >&2 || true
   fi
-  summary+=("$(printf '%-22s %12s %8s %6s %7s %12s %5s %5s %4s %s' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" \
-    "${ft:-?}" "${corp:-?}" "${ran:-?}" "${peak:-?}" "$found" "$([ "$rc" -eq 0 ] && echo ok || echo "exit $rc")")")
+  summary+=("$(printf '%-22s %12s %8s %6s %7s %12s %5s %5s %4s %-8s %s' "$t" "${execs:-?}" "${rate:-?}" "${cov:-?}" \
+    "${ft:-?}" "${corp:-?}" "${ran:-?}" "${peak:-?}" "$found" "$([ "$rc" -eq 0 ] && echo ok || echo "exit $rc")" \
+    "$source_rev")")
 done
 
 echo
-printf '%-22s %12s %8s %6s %7s %12s %5s %5s %4s %s\n' target executions exec/s cov ft corpus secs rssMB new result
+printf '%-22s %12s %8s %6s %7s %12s %5s %5s %4s %-8s %s\n' target executions exec/s cov ft corpus secs rssMB new result \
+  sources
 printf '%s\n' "${summary[@]}"
 exit "$failed"
