@@ -1,28 +1,37 @@
-//! `hivewatch install-hooks`: registers `hivewatch hook` in Claude Code's settings.json for every hook event,
-//! merged with the hooks already there; `--uninstall` takes out exactly what it put in.
+//! `hivewatch install-hooks`: registers `hivewatch hook` in a Claude Code settings file for every hook event
+//! the hook contract allows ([`crate::model::hook_events`]), merged with the hooks already there; `--uninstall`
+//! takes out exactly what it put in.
 //!
-//! Which settings file: the project's `.claude/settings.json` (current directory, or `--project-dir`), or with
-//! `--user` the user's `~/.claude/settings.json` (`$HOME` honoured).
+//! Which settings file: by default the project's personal `.claude/settings.local.json` (current directory, or
+//! `--project-dir`), which Claude Code keeps out of git; with `--shared` the project's `.claude/settings.json`,
+//! which teams commit; with `--user` the user's `~/.claude/settings.json` (`$HOME` honoured). A project has
+//! hivewatch in one of its two files: installing into one takes ours out of the other.
 //!
-//! What is written, per event of [`HOOK_EVENTS`]: one matcher group holding one handler,
+//! What is written, per registered event: one matcher group holding one handler,
 //!
 //! ```json
-//! {"matcher": "*", "hooks": [{"type": "command", "command": "/abs/hivewatch hook --source-app demo", "timeout": 5}]}
+//! {"matcher": "*", "hooks": [{"type": "command", "timeout": 5,
+//!   "command": "if [ -x /abs/hivewatch ]; then /abs/hivewatch hook --source-app demo; else cat >/dev/null; fi"}]}
 //! ```
 //!
-//! (`"matcher"` only for tool events), or with `--http` a `{"type": "http", "url": "<endpoint>/api/v1/observability/event"}`
-//! handler. The ingest token never goes into settings.json, which is often committed: it goes to the hook
-//! configuration file ([`HookConfig`]), and an http hook only names the variable holding it.
+//! (`"matcher"` only where the contract names one). The guard makes the hook a silent no-op that exits 0 on a
+//! machine without the binary (a teammate's, or after `cargo clean`); with `--shared` the command names no
+//! path at all and runs `hivewatch` from `PATH`. With `--http` the handler is
+//! `{"type": "http", "url": "<endpoint>/api/v1/observability/event"}`. The ingest token never goes into a
+//! settings file: it goes to the hook configuration file ([`HookConfig`]), and an http hook only names the
+//! variable holding it. No handler sets `onFailure` or `async`.
 //!
 //! Which handlers are ours (replaced on install, removed on uninstall), see [`is_ours`]:
-//! - a `command` handler whose command's first shell word is this binary (canonical path), or any file named
-//!   `hivewatch` (so a rebuilt, moved or differently installed hivewatch is still recognised and never
-//!   registered twice), and whose second word is `hook`;
+//! - a `command` handler that runs this binary (canonical path) or any file named `hivewatch` with the
+//!   subcommand `hook`, bare (`/path/hivewatch hook …`, as earlier releases wrote it) or behind the guard above
+//!   (so a rebuilt, moved or differently installed hivewatch is still recognised and never registered twice);
 //! - an `http` handler whose URL path ends in `/api/v1/observability/event`.
 //!
-//! Everything else in the file is kept as a JSON value, keys in the user's order (serde_json's `preserve_order`);
-//! the file is written back pretty-printed, and a file whose value does not change is not rewritten at all (so a
-//! second install leaves it byte-identical).
+//! An install first removes ours from every event, then adds them back where the contract allows: running it
+//! again after an upgrade drops events hivewatch must no longer hook and adds the new ones. Everything else in
+//! the file is kept as a JSON value, keys in the user's order (serde_json's `preserve_order`); the file is written
+//! back pretty-printed, and a file whose value does not change is not rewritten at all (so a second install
+//! leaves it byte-identical).
 
 use std::fmt;
 use std::io::Write;
@@ -34,40 +43,7 @@ use clap::Args;
 use serde_json::{Map, Value, json};
 
 use crate::hook_client::config::{DEFAULT_ENDPOINT, HookConfig, config_dir};
-
-/// Claude Code's documented hook events, and whether each takes a tool-name matcher (`"matcher": "*"`).
-/// Events outside this list are never given a hook, but our handlers are removed from them too.
-pub const HOOK_EVENTS: [(&str, bool); 29] = [
-    ("PreToolUse", true),
-    ("PostToolUse", true),
-    ("PostToolUseFailure", true),
-    ("PostToolBatch", false),
-    ("PermissionRequest", true),
-    ("PermissionDenied", true),
-    ("Notification", false),
-    ("UserPromptSubmit", false),
-    ("UserPromptExpansion", false),
-    ("Stop", false),
-    ("StopFailure", false),
-    ("SubagentStart", false),
-    ("SubagentStop", false),
-    ("PreCompact", false),
-    ("PostCompact", false),
-    ("SessionStart", false),
-    ("SessionEnd", false),
-    ("InstructionsLoaded", false),
-    ("TaskCreated", false),
-    ("TaskCompleted", false),
-    ("TeammateIdle", false),
-    ("ConfigChange", false),
-    ("CwdChanged", false),
-    ("FileChanged", false),
-    ("WorktreeCreate", false),
-    ("WorktreeRemove", false),
-    ("Elicitation", false),
-    ("ElicitationResult", false),
-    ("Setup", false),
-];
+use crate::model::hook_events::{self, HandlerKind, Registration};
 
 /// The receiver's hook endpoint; an http handler whose URL ends in it is ours.
 pub const HOOK_HTTP_PATH: &str = "/api/v1/observability/event";
@@ -83,14 +59,24 @@ const TOKEN_ENV: &str = "HIVEWATCH_INGEST_TOKEN";
 /// The header the receiver takes `source_app` from for an http hook (a command hook passes `--source-app`).
 const SOURCE_APP_HEADER: &str = "X-Hivewatch-Source-App";
 
+/// The project's settings file teams commit, and the personal one beside it.
+pub const SHARED_SETTINGS: &str = ".claude/settings.json";
+pub const LOCAL_SETTINGS: &str = ".claude/settings.local.json";
+
 #[derive(Args)]
 pub struct InstallArgs {
-    /// Project whose `.claude/settings.json` to edit [default: the current directory].
+    /// Project whose `.claude/settings.local.json` (or with --shared `.claude/settings.json`) to edit
+    /// [default: the current directory].
     #[arg(long, value_name = "DIR", conflicts_with = "user")]
     pub project_dir: Option<PathBuf>,
     /// Edit the user's `~/.claude/settings.json` (all projects) instead of a project's.
     #[arg(long)]
     pub user: bool,
+    /// Edit the project's shared `.claude/settings.json` (the file teams commit) instead of the personal
+    /// `.claude/settings.local.json`. The command then runs `hivewatch` from PATH, and is a silent no-op on a
+    /// machine without it.
+    #[arg(long, conflicts_with = "user")]
+    pub shared: bool,
     /// `source_app` of the events [default: the project directory's name; with --user none, so the hook
     /// uses the name of the session's working directory].
     #[arg(long, value_name = "NAME")]
@@ -111,10 +97,11 @@ pub struct InstallArgs {
     /// process per event, but no spool, so events are lost while hivewatch is down.
     #[arg(long)]
     pub http: bool,
-    /// Remove hivewatch's hooks (command and http alike) and nothing else.
-    #[arg(long, conflicts_with_all = ["source_app", "endpoint"])]
+    /// Remove hivewatch's hooks (command and http alike) and nothing else; for a project, from both of its
+    /// settings files.
+    #[arg(long, conflicts_with_all = ["source_app", "endpoint", "shared"])]
     pub uninstall: bool,
-    /// Print the resulting settings.json instead of writing it (nothing is written, not even the token).
+    /// Print the resulting settings file instead of writing it (nothing is written, not even the token).
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -125,6 +112,7 @@ impl fmt::Debug for InstallArgs {
         f.debug_struct("InstallArgs")
             .field("project_dir", &self.project_dir)
             .field("user", &self.user)
+            .field("shared", &self.shared)
             .field("source_app", &self.source_app)
             .field("endpoint", &self.endpoint)
             .field("token", &self.token.as_ref().map(|_| "[REDACTED]"))
@@ -145,14 +133,56 @@ pub fn run(args: InstallArgs) -> ExitCode {
     }
 }
 
+/// The settings file to edit, the other file of the same project that must not hold ours too, and the
+/// project's name (the default `source_app`; none for `--user`).
+struct Location {
+    path: PathBuf,
+    /// The project directory, for a project's personal file (see [`super::worktree_include`]).
+    personal_project: Option<PathBuf>,
+    other: Option<PathBuf>,
+    project_name: Option<String>,
+}
+
+/// One settings file read, edited in memory, and written back when its value changed.
+struct SettingsFile {
+    path: PathBuf,
+    original: Option<Value>,
+    value: Value,
+}
+
+impl SettingsFile {
+    fn read(path: &Path) -> anyhow::Result<SettingsFile> {
+        let original = read_settings(path)?;
+        Ok(SettingsFile {
+            path: path.to_path_buf(),
+            value: original.clone().unwrap_or_else(|| json!({})),
+            original,
+        })
+    }
+
+    fn changed(&self) -> bool {
+        match &self.original {
+            Some(v) => v != &self.value,
+            None => self.value != json!({}),
+        }
+    }
+
+    fn write(&self) -> anyhow::Result<()> {
+        write_atomically(&self.path, render(&self.value).as_bytes())
+            .with_context(|| format!("cannot write {}", self.path.display()))
+    }
+}
+
 fn execute(args: &InstallArgs) -> anyhow::Result<()> {
-    let (settings_path, project_name) = settings_location(args)?;
+    let location = settings_location(args)?;
     let exe = std::env::current_exe()
         .and_then(std::fs::canonicalize)
         .context("cannot find the path of the running hivewatch binary")?;
-    let original = read_settings(&settings_path)?;
-    let mut settings = original.clone().unwrap_or_else(|| json!({}));
-    let shown = settings_path.display();
+    let kind = if args.http {
+        HandlerKind::Http
+    } else {
+        HandlerKind::Command
+    };
     let token = args.token.as_deref().filter(|t| !t.is_empty());
     if let Some(endpoint) = &args.endpoint {
         // Caught here rather than by a hook that would spool every event for an address it cannot reach.
@@ -169,35 +199,88 @@ fn execute(args: &InstallArgs) -> anyhow::Result<()> {
         }
     }
 
-    let summary = if args.uninstall {
-        let n = uninstall(&mut settings, &exe).with_context(|| format!("cannot edit {shown}"))?;
-        if n == 0 {
+    let mut file = SettingsFile::read(&location.path)?;
+    let shown = location.path.display().to_string();
+    let mut lines = Vec::new();
+    if args.uninstall {
+        let n = uninstall(&mut file.value, &exe).with_context(|| format!("cannot edit {shown}"))?;
+        lines.push(if n == 0 {
             format!("no hivewatch hooks in {shown}; nothing to remove")
         } else {
             format!("removed hivewatch from {n} hook events in {shown}")
-        }
+        });
     } else {
-        let handler = if args.http {
-            http_handler(args, project_name.as_deref(), token.is_some())?
-        } else {
-            command_handler(args, &exe, project_name.as_deref())
+        let handler = match kind {
+            HandlerKind::Http => {
+                http_handler(args, location.project_name.as_deref(), token.is_some())
+            }
+            HandlerKind::Command => command_handler(args, &exe, location.project_name.as_deref()),
         };
-        install(&mut settings, &exe, &handler).with_context(|| format!("cannot edit {shown}"))?;
-        let n = HOOK_EVENTS.len();
-        if original.as_ref() == Some(&settings) {
+        let dropped = install(&mut file.value, &exe, &handler, kind)
+            .with_context(|| format!("cannot edit {shown}"))?;
+        let n = hook_events::registered(kind).count();
+        lines.push(if file.changed() {
+            format!("installed hivewatch for {n} hook events in {shown}")
+        } else {
             format!(
                 "hivewatch is already installed for {n} hook events in {shown}; nothing changed"
             )
-        } else {
-            format!("installed hivewatch for {n} hook events in {shown}")
+        });
+        if !dropped.is_empty() {
+            lines.push(format!(
+                "took hivewatch out of {} events it does not hook{}: {} (see docs/HOOKS.md)",
+                dropped.len(),
+                if args.http { " as http hooks" } else { "" },
+                dropped.join(", ")
+            ));
         }
+    }
+
+    // A project keeps hivewatch in one of its two files: take ours out of the other (an earlier release wrote
+    // the shared one), or on uninstall out of both.
+    let mut other = match &location.other {
+        Some(path) if path.exists() => Some(SettingsFile::read(path)?),
+        _ => None,
     };
-    let changed = original.as_ref() != Some(&settings) && !(original.is_none() && args.uninstall);
+    if let Some(other) = &mut other {
+        let n = uninstall(&mut other.value, &exe)
+            .with_context(|| format!("cannot edit {}", other.path.display()))?;
+        if n > 0 {
+            lines.push(if args.uninstall {
+                format!(
+                    "removed hivewatch from {n} hook events in {}",
+                    other.path.display()
+                )
+            } else {
+                format!(
+                    "moved hivewatch's hooks out of {} (they are in {shown} now)",
+                    other.path.display()
+                )
+            });
+        }
+    }
+
+    // `claude --worktree` sessions read the new worktree's files, where a personal file is only if copied.
+    if let Some(project) = &location.personal_project {
+        let changed = if args.uninstall {
+            super::worktree_include::exclude(project, args.dry_run)
+        } else {
+            super::worktree_include::include(project, args.dry_run)
+        };
+        match changed {
+            Ok(changed) => lines.extend(changed),
+            Err(e) => lines.push(format!(
+                "note: could not set up .worktreeinclude ({e}): `claude --worktree` sessions will not be observed"
+            )),
+        }
+    }
 
     if args.dry_run {
         // The JSON alone on stdout, so it can be piped; the rest on stderr.
-        print!("{}", render(&settings));
-        eprintln!("dry run, nothing written: {summary}");
+        print!("{}", render(&file.value));
+        for line in &lines {
+            eprintln!("dry run, nothing written: {line}");
+        }
         if !args.uninstall && token.is_some() {
             eprintln!(
                 "dry run: would save the ingest token to {}",
@@ -207,11 +290,15 @@ fn execute(args: &InstallArgs) -> anyhow::Result<()> {
         return Ok(());
     }
 
-    if changed {
-        write_atomically(&settings_path, render(&settings).as_bytes())
-            .with_context(|| format!("cannot write {shown}"))?;
+    if file.changed() {
+        file.write()?;
     }
-    println!("{summary}");
+    if let Some(other) = other.filter(SettingsFile::changed) {
+        other.write()?;
+    }
+    for line in &lines {
+        println!("{line}");
+    }
 
     if !args.uninstall {
         if let Some(token) = token {
@@ -236,16 +323,31 @@ fn execute(args: &InstallArgs) -> anyhow::Result<()> {
                     "note: http hooks send the token from ${TOKEN_ENV}: start Claude Code with it set"
                 );
             }
+        } else if args.shared && !on_path("hivewatch") {
+            println!(
+                "note: `hivewatch` is not on PATH here: the shared hooks run it from PATH, so they do nothing on \
+                 this machine until it is (put the binary in a directory on PATH)"
+            );
         }
     }
     Ok(())
 }
 
-/// The settings file to edit, and the project's name (the default `source_app`; none for `--user`).
-fn settings_location(args: &InstallArgs) -> anyhow::Result<(PathBuf, Option<String>)> {
+/// Whether a program of this name is in a directory of `PATH`.
+fn on_path(program: &str) -> bool {
+    std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|dir| dir.join(program).is_file()))
+}
+
+fn settings_location(args: &InstallArgs) -> anyhow::Result<Location> {
     if args.user {
         let home = dirs::home_dir().context("no home directory: set $HOME")?;
-        return Ok((home.join(".claude").join("settings.json"), None));
+        return Ok(Location {
+            path: home.join(".claude").join("settings.json"),
+            personal_project: None,
+            other: None,
+            project_name: None,
+        });
     }
     let dir = match &args.project_dir {
         Some(d) => d.clone(),
@@ -258,13 +360,23 @@ fn settings_location(args: &InstallArgs) -> anyhow::Result<(PathBuf, Option<Stri
     if !dir.is_dir() {
         bail!("project directory {} is not a directory", dir.display());
     }
-    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
-    Ok((dir.join(".claude").join("settings.json"), name))
+    let (file, other) = if args.shared {
+        (SHARED_SETTINGS, LOCAL_SETTINGS)
+    } else {
+        (LOCAL_SETTINGS, SHARED_SETTINGS)
+    };
+    Ok(Location {
+        path: dir.join(file),
+        personal_project: (!args.shared).then(|| dir.clone()),
+        // On uninstall both files are cleaned, whichever flag was given.
+        other: Some(dir.join(other)),
+        project_name: dir.file_name().map(|n| n.to_string_lossy().into_owned()),
+    })
 }
 
 /// The parsed file, `None` when it does not exist. An empty file counts as `{}` (an editor's placeholder);
 /// anything else that is not JSON is an error, and the file is left alone.
-fn read_settings(path: &Path) -> anyhow::Result<Option<Value>> {
+pub fn read_settings(path: &Path) -> anyhow::Result<Option<Value>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -290,24 +402,32 @@ fn render(settings: &Value) -> String {
     s
 }
 
+/// The shell command of a command hook: `hivewatch hook` with its flags, behind a guard that makes it a silent
+/// no-op exiting 0 (stdin read, nothing printed) where the binary is missing.
 fn command_handler(args: &InstallArgs, exe: &Path, project_name: Option<&str>) -> Value {
-    let mut command = format!("{} hook", shell_quote(&exe.to_string_lossy()));
+    let (guard, program) = if args.shared {
+        (
+            "command -v hivewatch >/dev/null 2>&1".to_string(),
+            "hivewatch".to_string(),
+        )
+    } else {
+        let exe = shell_quote(&exe.to_string_lossy());
+        (format!("[ -x {exe} ]"), exe)
+    };
+    let mut invocation = format!("{program} hook");
     if let Some(app) = args.source_app.as_deref().or(project_name) {
-        command.push_str(" --source-app ");
-        command.push_str(&shell_quote(app));
+        invocation.push_str(" --source-app ");
+        invocation.push_str(&shell_quote(app));
     }
     if let Some(endpoint) = &args.endpoint {
-        command.push_str(" --endpoint ");
-        command.push_str(&shell_quote(endpoint));
+        invocation.push_str(" --endpoint ");
+        invocation.push_str(&shell_quote(endpoint));
     }
+    let command = format!("if {guard}; then {invocation}; else cat >/dev/null; fi");
     json!({"type": "command", "command": command, "timeout": HOOK_TIMEOUT_SECS})
 }
 
-fn http_handler(
-    args: &InstallArgs,
-    project_name: Option<&str>,
-    with_token: bool,
-) -> anyhow::Result<Value> {
+fn http_handler(args: &InstallArgs, project_name: Option<&str>, with_token: bool) -> Value {
     let endpoint = args.endpoint.as_deref().unwrap_or(DEFAULT_ENDPOINT);
     let url = format!("{}{HOOK_HTTP_PATH}", endpoint.trim_end_matches('/'));
     let mut handler = json!({"type": "http", "url": url, "timeout": HOOK_TIMEOUT_SECS});
@@ -326,26 +446,47 @@ fn http_handler(
     if !headers.is_empty() {
         handler["headers"] = Value::Object(headers);
     }
-    Ok(handler)
+    handler
 }
 
 /// Whether a hook handler is one of ours; see the module documentation for the rule.
 pub fn is_ours(handler: &Value, exe: &Path) -> bool {
-    match handler.get("type").and_then(Value::as_str) {
-        Some("command") => handler
-            .get("command")
-            .and_then(Value::as_str)
-            .is_some_and(|c| is_our_command(c, exe)),
-        Some("http") => handler
-            .get("url")
-            .and_then(Value::as_str)
-            .is_some_and(is_our_url),
-        _ => false,
+    handler_kind(handler, exe).is_some()
+}
+
+/// The kind of handler when it is ours.
+pub fn handler_kind(handler: &Value, exe: &Path) -> Option<HandlerKind> {
+    let field = |k: &str| handler.get(k).and_then(Value::as_str);
+    match field("type")? {
+        "command" => field("command")
+            .is_some_and(|c| is_our_command(c, exe))
+            .then_some(HandlerKind::Command),
+        "http" => field("url")
+            .is_some_and(is_our_url)
+            .then_some(HandlerKind::Http),
+        _ => None,
     }
 }
 
+/// Whether one of our command hooks is guarded, i.e. a silent no-op where the binary is missing (earlier
+/// releases wrote the bare path, which fails every hook on a machine without it).
+pub fn is_guarded(command: &str) -> bool {
+    command.trim_start().starts_with("if ")
+}
+
+/// The program and subcommand a hook command runs: the words after `then` for our guarded form, else the
+/// first two.
+fn invocation(command: &str) -> Vec<String> {
+    let body = command
+        .trim_start()
+        .strip_prefix("if ")
+        .and_then(|rest| rest.split_once("; then ").map(|(_, body)| body))
+        .unwrap_or(command);
+    first_shell_words(body, 2)
+}
+
 fn is_our_command(command: &str, exe: &Path) -> bool {
-    let words = first_shell_words(command, 2);
+    let words = invocation(command);
     let [program, subcommand] = words.as_slice() else {
         return false;
     };
@@ -361,8 +502,8 @@ fn is_our_url(url: &str) -> bool {
     path.trim_end_matches('/').ends_with(HOOK_HTTP_PATH)
 }
 
-/// Up to `n` leading words of a POSIX shell command, with quotes and backslashes resolved: enough to read the
-/// program and subcommand of a command we may have quoted ourselves.
+/// Up to `n` leading words of a POSIX shell command, with quotes and backslashes resolved, ending at an unquoted
+/// `;`: enough to read the program and subcommand of a command we may have quoted ourselves.
 fn first_shell_words(command: &str, n: usize) -> Vec<String> {
     let mut words = Vec::new();
     let mut chars = command.chars().peekable();
@@ -370,12 +511,12 @@ fn first_shell_words(command: &str, n: usize) -> Vec<String> {
         while chars.peek().is_some_and(|c| c.is_whitespace()) {
             chars.next();
         }
-        if chars.peek().is_none() {
+        if chars.peek().is_none_or(|&c| c == ';') {
             break;
         }
         let mut word = String::new();
         while let Some(&c) = chars.peek() {
-            if c.is_whitespace() {
+            if c.is_whitespace() || c == ';' {
                 break;
             }
             chars.next();
@@ -413,10 +554,16 @@ fn shell_quote(s: &str) -> String {
     }
 }
 
-/// Removes our handlers from every event. Returns, per event touched, the index (in the list as it is after
-/// removal) where our first matcher group was, so that a reinstall puts ours back in the same place; and the
-/// events whose list we emptied.
-fn strip_ours(hooks: &mut Map<String, Value>, exe: &Path) -> Vec<(String, usize, bool)> {
+/// One event where ours was removed: its name, the index (in the list as it is after removal) where our first
+/// matcher group was, so that a reinstall puts ours back in the same place, and whether its list is now empty.
+struct Touched {
+    event: String,
+    at: usize,
+    emptied: bool,
+}
+
+/// Removes our handlers from every event.
+fn strip_ours(hooks: &mut Map<String, Value>, exe: &Path) -> Vec<Touched> {
     let mut touched = Vec::new();
     for (event, groups) in hooks.iter_mut() {
         let Some(groups) = groups.as_array_mut() else {
@@ -440,15 +587,25 @@ fn strip_ours(hooks: &mut Map<String, Value>, exe: &Path) -> Vec<(String, usize,
             kept.push(group);
         }
         *groups = kept;
-        if let Some(index) = first {
-            touched.push((event.clone(), index, groups.is_empty()));
+        if let Some(at) = first {
+            touched.push(Touched {
+                event: event.clone(),
+                at,
+                emptied: groups.is_empty(),
+            });
         }
     }
     touched
 }
 
-/// Puts our handler into every event of [`HOOK_EVENTS`], replacing ours where they were, keeping the rest.
-fn install(settings: &mut Value, exe: &Path, handler: &Value) -> anyhow::Result<()> {
+/// Puts our handler into every event the contract registers as `kind`, replacing ours where they were, and
+/// takes ours out of every other event. Returns the events ours was taken out of (an older install's).
+fn install(
+    settings: &mut Value,
+    exe: &Path,
+    handler: &Value,
+    kind: HandlerKind,
+) -> anyhow::Result<Vec<String>> {
     let root = settings.as_object_mut().expect("checked when read");
     let hooks = root
         .entry("hooks")
@@ -456,25 +613,29 @@ fn install(settings: &mut Value, exe: &Path, handler: &Value) -> anyhow::Result<
     let Some(hooks) = hooks.as_object_mut() else {
         bail!("\"hooks\" is not a JSON object");
     };
-    for (event, _) in HOOK_EVENTS {
-        if hooks.get(event).is_some_and(|v| !v.is_array()) {
+    let events: Vec<_> = hook_events::registered(kind).collect();
+    for (event, _) in &events {
+        if hooks.get(*event).is_some_and(|v| !v.is_array()) {
             bail!("\"hooks\".{event:?} is not a JSON array");
         }
     }
     let touched = strip_ours(hooks, exe);
-    // Events we no longer register (none today) lose an emptied list, as on uninstall.
-    for (event, _, emptied) in &touched {
-        if *emptied && !HOOK_EVENTS.iter().any(|(e, _)| e == event) {
-            hooks.remove(event);
+    let mut dropped = Vec::new();
+    for t in &touched {
+        if !events.iter().any(|(e, _)| *e == t.event) {
+            dropped.push(t.event.clone());
+            // An event we no longer register loses a list we emptied, as on uninstall.
+            if t.emptied {
+                hooks.remove(&t.event);
+            }
         }
     }
-    for (event, tool_matcher) in HOOK_EVENTS {
-        let group = if tool_matcher {
-            json!({"matcher": "*", "hooks": [handler]})
-        } else {
-            json!({"hooks": [handler]})
+    for (event, matcher) in events {
+        let group = match matcher {
+            Some(m) => json!({"matcher": m, "hooks": [handler]}),
+            None => json!({"hooks": [handler]}),
         };
-        let at = touched.iter().find(|(e, ..)| e == event).map(|t| t.1);
+        let at = touched.iter().find(|t| t.event == event).map(|t| t.at);
         let groups = hooks
             .entry(event)
             .or_insert_with(|| Value::Array(Vec::new()))
@@ -485,7 +646,7 @@ fn install(settings: &mut Value, exe: &Path, handler: &Value) -> anyhow::Result<
             None => groups.push(group),
         }
     }
-    Ok(())
+    Ok(dropped)
 }
 
 /// Removes our handlers everywhere, then the groups, event lists and `hooks` object that this left empty (an
@@ -498,15 +659,72 @@ fn uninstall(settings: &mut Value, exe: &Path) -> anyhow::Result<usize> {
         return Ok(0);
     };
     let touched = strip_ours(hooks, exe);
-    for (event, _, emptied) in &touched {
-        if *emptied {
-            hooks.remove(event);
+    for t in &touched {
+        if t.emptied {
+            hooks.remove(&t.event);
         }
     }
     if !touched.is_empty() && hooks.is_empty() {
         root.remove("hooks");
     }
     Ok(touched.len())
+}
+
+/// Our registrations in one settings value: per event name, the kind of each handler of ours and, for a
+/// command, its command line.
+pub fn our_registrations(
+    settings: &Value,
+    exe: &Path,
+) -> Vec<(String, HandlerKind, Option<String>)> {
+    let mut out = Vec::new();
+    let Some(hooks) = settings.get("hooks").and_then(Value::as_object) else {
+        return out;
+    };
+    for (event, groups) in hooks {
+        for handler in groups
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|g| g.get("hooks")?.as_array())
+            .flatten()
+        {
+            if let Some(kind) = handler_kind(handler, exe) {
+                let command = handler
+                    .get("command")
+                    .and_then(Value::as_str)
+                    .map(str::to_string);
+                out.push((event.clone(), kind, command));
+            }
+        }
+    }
+    out
+}
+
+/// What the contract says of a registration of ours for `event` as `kind`: `None` when it is allowed.
+pub fn registration_problem(event: &str, kind: HandlerKind) -> Option<(bool, String)> {
+    let Some(contract) = hook_events::lookup(event) else {
+        return Some((
+            false,
+            format!(
+                "{event} is not a hook event this hivewatch knows; Claude Code ignores unknown events"
+            ),
+        ));
+    };
+    match contract.registration {
+        _ if contract.registered_as(kind).is_some() => None,
+        Registration::Never => Some((
+            true,
+            format!("{event} must never be hooked: {}", contract.why),
+        )),
+        Registration::Skip => Some((
+            false,
+            format!("{event} is not worth hooking: {}", contract.why),
+        )),
+        Registration::Observe { .. } => Some((
+            false,
+            format!("{event} is hooked only by command hooks: {}", contract.why),
+        )),
+    }
 }
 
 /// Writes through a temporary file in the same directory and a rename, so Claude Code (which reads the file
@@ -607,7 +825,13 @@ mod tests {
             }
         });
         let mut s = original.clone();
-        install(&mut s, exe, &cmd(&format!("{EXE} hook --source-app a"))).unwrap();
+        install(
+            &mut s,
+            exe,
+            &cmd(&format!("{EXE} hook --source-app a")),
+            HandlerKind::Command,
+        )
+        .unwrap();
         let stop = s["hooks"]["Stop"].as_array().unwrap();
         assert_eq!(stop.len(), 3);
         assert_eq!(
@@ -619,7 +843,13 @@ mod tests {
             .as_array_mut()
             .unwrap()
             .push(json!({"hooks": [cmd("echo later")]}));
-        install(&mut s, exe, &cmd(&format!("{EXE} hook --source-app b"))).unwrap();
+        install(
+            &mut s,
+            exe,
+            &cmd(&format!("{EXE} hook --source-app b")),
+            HandlerKind::Command,
+        )
+        .unwrap();
         let stop = s["hooks"]["Stop"].as_array().unwrap();
         assert_eq!(
             stop[2]["hooks"][0]["command"],
@@ -629,7 +859,10 @@ mod tests {
         assert_eq!(s["hooks"]["PreToolUse"][0]["matcher"], "*");
         assert!(s["hooks"]["Notification"][0].get("matcher").is_none());
         s["hooks"]["Stop"].as_array_mut().unwrap().pop();
-        assert_eq!(uninstall(&mut s, exe).unwrap(), HOOK_EVENTS.len());
+        assert_eq!(
+            uninstall(&mut s, exe).unwrap(),
+            hook_events::registered(HandlerKind::Command).count()
+        );
         assert_eq!(s, original);
         assert_eq!(uninstall(&mut s, exe).unwrap(), 0);
     }
@@ -651,7 +884,113 @@ mod tests {
     fn malformed_hooks_are_refused() {
         let exe = Path::new(EXE);
         let h = cmd("hivewatch hook");
-        assert!(install(&mut json!({"hooks": []}), exe, &h).is_err());
-        assert!(install(&mut json!({"hooks": {"Stop": {}}}), exe, &h).is_err());
+        assert!(install(&mut json!({"hooks": []}), exe, &h, HandlerKind::Command).is_err());
+        assert!(
+            install(
+                &mut json!({"hooks": {"Stop": {}}}),
+                exe,
+                &h,
+                HandlerKind::Command
+            )
+            .is_err()
+        );
+    }
+    #[test]
+    fn guarded_commands_are_ours_and_silent_where_the_binary_is_missing() {
+        let exe = Path::new(EXE);
+        let args = InstallArgs {
+            project_dir: None,
+            user: false,
+            shared: false,
+            source_app: Some("my app".into()),
+            endpoint: None,
+            token: None,
+            http: false,
+            uninstall: false,
+            dry_run: false,
+        };
+        let local = command_handler(&args, exe, None);
+        let command = local["command"].as_str().unwrap();
+        assert_eq!(
+            command,
+            "if [ -x /opt/hw/bin/hivewatch ]; then /opt/hw/bin/hivewatch hook --source-app 'my app'; else cat >/dev/null; fi"
+        );
+        assert!(is_ours(&local, exe) && is_guarded(command));
+        let shared = command_handler(
+            &InstallArgs {
+                shared: true,
+                source_app: None,
+                ..args
+            },
+            exe,
+            Some("demo"),
+        );
+        let command = shared["command"].as_str().unwrap();
+        assert!(
+            !command.contains('/') || command.contains(">/dev/null"),
+            "{command}"
+        );
+        assert!(
+            command.contains("then hivewatch hook --source-app demo;"),
+            "{command}"
+        );
+        assert!(is_ours(&shared, Path::new("/elsewhere/hw")));
+        assert!(is_ours(
+            &cmd("if [ -x /x/hivewatch ]; then /x/hivewatch hook; else cat >/dev/null; fi"),
+            exe
+        ));
+        assert!(!is_ours(&cmd("if true; then hivewatch flush; fi"), exe));
+        assert!(!is_guarded("/opt/hw/bin/hivewatch hook"));
+    }
+    #[test]
+    fn a_reinstall_drops_events_the_contract_no_longer_allows() {
+        let exe = Path::new(EXE);
+        let old = cmd(&format!("{EXE} hook"));
+        let mut s = json!({"hooks": {
+            "WorktreeCreate": [{"hooks": [old.clone()]}],
+            "InstructionsLoaded": [{"hooks": [old.clone(), cmd("echo mine")]}],
+        }});
+        let mut dropped = install(&mut s, exe, &old, HandlerKind::Command).unwrap();
+        dropped.sort();
+        assert_eq!(dropped, ["InstructionsLoaded", "WorktreeCreate"]);
+        assert!(s["hooks"].get("WorktreeCreate").is_none());
+        assert_eq!(
+            s["hooks"]["InstructionsLoaded"],
+            json!([{"hooks": [cmd("echo mine")]}])
+        );
+        assert!(s["hooks"]["PreSkillShellCommand"].is_array());
+        // Http hooks leave out the events whose failed request reaches the model.
+        let http = json!({"type": "http", "url": "http://h/api/v1/observability/event"});
+        let dropped = install(&mut s, exe, &http, HandlerKind::Http).unwrap();
+        assert!(
+            dropped.contains(&"DirectoryAdded".to_string()),
+            "{dropped:?}"
+        );
+        assert!(s["hooks"].get("DirectoryAdded").is_none());
+    }
+
+    #[test]
+    fn registrations_are_judged_by_the_contract() {
+        assert_eq!(registration_problem("Stop", HandlerKind::Http), None);
+        assert!(
+            registration_problem("WorktreeCreate", HandlerKind::Command)
+                .unwrap()
+                .0
+        );
+        assert!(
+            !registration_problem("FileChanged", HandlerKind::Command)
+                .unwrap()
+                .0
+        );
+        assert!(
+            !registration_problem("DirectoryAdded", HandlerKind::Http)
+                .unwrap()
+                .0
+        );
+        assert!(
+            !registration_problem("SomethingNew", HandlerKind::Command)
+                .unwrap()
+                .0
+        );
     }
 }

@@ -4,6 +4,7 @@ pub mod consume;
 pub mod install_hooks;
 pub mod query;
 pub mod tail;
+mod worktree_include;
 
 use crate::config::StoreArgs;
 use crate::store::Store;

@@ -60,6 +60,11 @@ pub struct EventFilters {
     pub tool_name: Option<String>,
     #[arg(long)]
     pub source_app: Option<String>,
+    /// The MCP server of MCP tool events.
+    #[arg(long)]
+    pub mcp_server: Option<String>,
+    #[arg(long)]
+    pub model: Option<String>,
     /// RFC 3339 time.
     #[arg(long)]
     pub since: Option<String>,
@@ -81,6 +86,8 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
                 ("event_type", &f.event_type),
                 ("tool_name", &f.tool_name),
                 ("source_app", &f.source_app),
+                ("mcp_server", &f.mcp_server),
+                ("model", &f.model),
                 ("since", &f.since),
                 ("until", &f.until),
             ] {

@@ -1,107 +1,161 @@
 //! `hivewatch doctor`: checks the hook setup from the user's side and says what it found, on stdout.
-//! Exit status 0 when the receiver answers, 1 when it does not.
+//! Exit status 0 when the receiver answers and no hook registration is unsafe (an event the hook contract says
+//! hivewatch must never hook), 1 otherwise.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
-
-use serde_json::Value;
 
 use super::DoctorArgs;
 use super::config::{self, HookConfig};
 use super::settings::Settings;
 use super::spool::Spool;
 use super::transcripts::Transcripts;
+use crate::cli::install_hooks::{
+    LOCAL_SETTINGS, SHARED_SETTINGS, is_guarded, our_registrations, read_settings,
+    registration_problem,
+};
+use crate::model::hook_events::{self, HandlerKind};
 
 pub fn run(args: DoctorArgs) -> ExitCode {
     let settings = Settings::resolve(args.endpoint, None, None);
     println!("hivewatch doctor");
-    report_hooks();
+    let unsafe_hooks = report_hooks();
     report_config(&settings);
     let reachable = report_receiver(&settings, Duration::from_millis(args.timeout_ms.max(1)));
     report_state();
-    if reachable {
+    if unsafe_hooks > 0 {
+        println!(
+            "error: {unsafe_hooks} hook registration(s) change what Claude Code does; run the command shown"
+        );
+    }
+    if reachable && unsafe_hooks == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
     }
 }
 
+/// A settings file Claude Code reads hooks from: how doctor names it, where it is, and the install command that
+/// rewrites it.
+struct SettingsFile {
+    label: &'static str,
+    path: PathBuf,
+    install: &'static str,
+}
+
 /// The settings files Claude Code reads hooks from, project ones first.
-fn settings_files() -> Vec<(String, PathBuf)> {
+fn settings_files() -> Vec<SettingsFile> {
     let mut files = vec![
-        (
-            "./.claude/settings.json".to_string(),
-            PathBuf::from(".claude/settings.json"),
-        ),
-        (
-            "./.claude/settings.local.json".to_string(),
-            PathBuf::from(".claude/settings.local.json"),
-        ),
+        SettingsFile {
+            label: "./.claude/settings.json",
+            path: PathBuf::from(SHARED_SETTINGS),
+            install: "hivewatch install-hooks --shared",
+        },
+        SettingsFile {
+            label: "./.claude/settings.local.json",
+            path: PathBuf::from(LOCAL_SETTINGS),
+            install: "hivewatch install-hooks",
+        },
     ];
     if let Some(home) = dirs::home_dir() {
-        files.push((
-            "~/.claude/settings.json".to_string(),
-            home.join(".claude/settings.json"),
-        ));
+        files.push(SettingsFile {
+            label: "~/.claude/settings.json",
+            path: home.join(".claude/settings.json"),
+            install: "hivewatch install-hooks --user",
+        });
     }
     files
 }
 
-fn report_hooks() {
-    let mut found = false;
-    for (label, path) in settings_files() {
-        let status = match hooked_events(&path) {
-            Err(problem) => problem,
-            Ok(events) if events.is_empty() => "no `hivewatch hook` registered".to_string(),
-            Ok(events) => {
-                found = true;
-                format!(
-                    "`hivewatch hook` registered for {} events ({})",
-                    events.len(),
-                    events.join(", ")
-                )
-            }
-        };
-        println!("  hooks     {label}: {status}");
-    }
-    if !found {
-        println!("            run `hivewatch install-hooks` to register the hook");
-    }
-}
-
-/// The hook events whose commands run `hivewatch … hook`, or why the file could not be read.
-fn hooked_events(path: &Path) -> Result<Vec<String>, String> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("not found".into()),
-        Err(e) => return Err(format!("cannot read: {e}")),
-    };
-    let settings: Value =
-        serde_json::from_str(&text).map_err(|e| format!("not valid JSON ({e})"))?;
-    let Some(hooks) = settings.get("hooks").and_then(Value::as_object) else {
-        return Ok(Vec::new());
-    };
-    Ok(hooks
-        .iter()
-        .filter(|(_, config)| runs_hivewatch_hook(config))
-        .map(|(event, _)| event.clone())
-        .collect())
-}
-
-/// Whether any handler registered for one event is hivewatch's (a `hivewatch hook` command or an http hook to the
-/// event endpoint), by the same rule `install-hooks` uses.
-fn runs_hivewatch_hook(groups: &Value) -> bool {
+/// Reports what each settings file registers against the hook contract; returns how many registrations are
+/// unsafe (an event hivewatch must never hook).
+fn report_hooks() -> usize {
     let exe = std::env::current_exe()
         .and_then(|p| p.canonicalize())
         .unwrap_or_default();
-    groups
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|group| group.get("hooks")?.as_array())
-        .flatten()
-        .any(|handler| crate::cli::install_hooks::is_ours(handler, &exe))
+    let mut unsafe_count = 0;
+    let mut installed_in = Vec::new();
+    for file in settings_files() {
+        let settings = match read_settings(&file.path) {
+            Ok(Some(v)) => v,
+            Ok(None) => {
+                println!("  hooks     {}: not found", file.label);
+                continue;
+            }
+            Err(e) => {
+                println!("  hooks     {}: {e:#}", file.label);
+                continue;
+            }
+        };
+        let ours = our_registrations(&settings, &exe);
+        if ours.is_empty() {
+            println!("  hooks     {}: no `hivewatch hook` registered", file.label);
+            continue;
+        }
+        installed_in.push(file.label);
+        let http = ours.iter().any(|(_, kind, _)| *kind == HandlerKind::Http);
+        let kind = if http {
+            HandlerKind::Http
+        } else {
+            HandlerKind::Command
+        };
+        let fix = format!("{}{}", file.install, if http { " --http" } else { "" });
+        let mut events: Vec<&str> = ours.iter().map(|(e, ..)| e.as_str()).collect();
+        events.dedup();
+        println!(
+            "  hooks     {}: hivewatch registered for {} events ({})",
+            file.label,
+            events.len(),
+            events.join(", ")
+        );
+        let mut to_fix = false;
+        for (event, kind, _) in &ours {
+            if let Some((is_unsafe, problem)) = registration_problem(event, *kind) {
+                let level = if is_unsafe { "ERROR" } else { "warning" };
+                println!("  {level:<9} {}: {problem}", file.label);
+                unsafe_count += usize::from(is_unsafe);
+                to_fix = true;
+            }
+        }
+        let missing: Vec<&str> = hook_events::registered(kind)
+            .map(|(e, _)| e)
+            .filter(|e| !events.contains(e))
+            .collect();
+        if !missing.is_empty() {
+            println!(
+                "  warning   {}: not registered for {} events this hivewatch hooks: {}",
+                file.label,
+                missing.len(),
+                missing.join(", ")
+            );
+            to_fix = true;
+        }
+        let bare = ours
+            .iter()
+            .filter_map(|(_, _, command)| command.as_deref())
+            .any(|c| !is_guarded(c));
+        if bare {
+            println!(
+                "  warning   {}: the hook command fails on a machine without this binary (an earlier release's \
+                 form); a reinstall makes it a silent no-op there",
+                file.label
+            );
+            to_fix = true;
+        }
+        if to_fix {
+            println!("            fix: run `{fix}`");
+        }
+    }
+    match installed_in.as_slice() {
+        [] => println!("            run `hivewatch install-hooks` to register the hook"),
+        [_] => {}
+        several => println!(
+            "  warning   hivewatch is registered in {}: Claude Code runs each, so every event is stored once per file",
+            several.join(" and ")
+        ),
+    }
+    unsafe_count
 }
 
 fn report_config(settings: &Settings) {
@@ -157,23 +211,5 @@ fn report_state() {
     println!("  transcripts pending: {pending}");
     if usage.events > 0 || pending > 0 {
         println!("            `hivewatch flush` delivers them once the receiver answers");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use serde_json::json;
-
-    use super::*;
-
-    #[test]
-    fn finds_hook_commands() {
-        let hooks = json!({"PreToolUse": [{"matcher": "", "hooks": [{"type": "command",
-                           "command": "/usr/local/bin/hivewatch hook --source-app demo"}]}]});
-        assert!(runs_hivewatch_hook(&hooks["PreToolUse"]));
-        let other = json!([{"hooks": [{"type": "command", "command": "echo hivewatch hook"}]}]);
-        assert!(!runs_hivewatch_hook(&other));
-        let http = json!([{"hooks": [{"type": "http", "url": "http://127.0.0.1:4318/api/v1/observability/event"}]}]);
-        assert!(runs_hivewatch_hook(&http));
     }
 }

@@ -19,6 +19,7 @@ use super::settings::{Settings, number_or};
 use super::spool::{self, Spool};
 use super::transcripts::{self, Transcripts};
 use crate::model::hook::json_kind;
+use crate::model::hook_events::{self, Registration};
 use crate::model::redact::redact_json;
 use crate::receiver::hook_http::CONTEXT_FIELD;
 
@@ -97,12 +98,44 @@ struct Event {
     body: Vec<u8>,
 }
 
-pub fn run(args: HookArgs, stamp: DateTime<Utc>) {
+/// What the hook's exit status must be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// 0: the normal case, whatever happened to the event.
+    Success,
+    /// 1 (a non-blocking error for Claude Code): invoked for an event the hook contract says hivewatch must never
+    /// hook, where an empty answer would be taken for a decision (see [`Registration::Never`]).
+    NotMine,
+}
+
+pub fn run(args: HookArgs, stamp: DateTime<Utc>) -> Exit {
     let options = Options::resolve(args);
     let payload = match read_payload() {
         Ok(p) => p,
-        Err(problem) => return say!("hivewatch hook: {problem}; nothing sent"),
+        Err(problem) => {
+            say!("hivewatch hook: {problem}; nothing sent");
+            return Exit::Success;
+        }
     };
+    let event_name = payload
+        .get("hook_event_name")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    match hook_events::lookup(event_name).map(|e| (e.registration, e.why)) {
+        Some((Registration::Never, why)) => {
+            say!(
+                "hivewatch hook: hivewatch must never be registered for {event_name} ({why}); run \
+                 `hivewatch doctor` to see where it is, and `hivewatch install-hooks` (with the same --shared, \
+                 --user or --http) to remove it"
+            );
+            return Exit::NotMine;
+        }
+        Some((Registration::Skip, why)) => say!(
+            "hivewatch hook: hivewatch no longer hooks {event_name} ({why}); the event is recorded, but run \
+             `hivewatch install-hooks` again to remove the registration"
+        ),
+        _ => {}
+    }
     let state_dir = config::state_dir();
     let transcripts = Transcripts::in_state_dir(&state_dir);
     for job in transcripts::jobs_for(&payload) {
@@ -127,6 +160,7 @@ pub fn run(args: HookArgs, stamp: DateTime<Utc>) {
         }
         Outcome::Retry(why) => spool_event(&state_dir, &event, &why, options.spool_max_bytes),
     }
+    Exit::Success
 }
 
 /// Reads stdin up to the cap; the payload must be one JSON object.

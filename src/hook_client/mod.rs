@@ -117,14 +117,20 @@ impl fmt::Debug for FlushArgs {
     }
 }
 
-/// Always exits 0 and prints nothing on stdout, whatever happens: the agent must never notice the hook.
+/// Exits 0 and prints nothing on stdout, whatever happens: the agent must never notice the hook. The one
+/// exception is an event hivewatch must never hook (an install the hook contract no longer allows): exit 1, so
+/// that Claude Code reports the failure instead of taking the empty answer for a decision.
 pub fn hook(args: HookArgs) -> ExitCode {
     // The event happened now, not after stdin was read or the receiver answered.
     let stamp = chrono::Utc::now();
-    if std::panic::catch_unwind(|| hook::run(args, stamp)).is_err() {
-        say!("hivewatch hook: internal error; event not delivered");
+    match std::panic::catch_unwind(|| hook::run(args, stamp)) {
+        Ok(hook::Exit::Success) => ExitCode::SUCCESS,
+        Ok(hook::Exit::NotMine) => ExitCode::FAILURE,
+        Err(_) => {
+            say!("hivewatch hook: internal error; event not delivered");
+            ExitCode::SUCCESS
+        }
     }
-    ExitCode::SUCCESS
 }
 
 /// Exit 0 when nothing is left to deliver, 1 otherwise.

@@ -136,6 +136,20 @@ pub struct AgentEvent {
     pub severity: Severity,
     /// For a finished tool call: its duration; for a span: end minus start.
     pub latency_ms: Option<i64>,
+    /// The model the event names: a model request's, a session start's, the new one of a model switch.
+    #[serde(default)]
+    pub model: Option<String>,
+    /// The MCP server of an MCP tool's event (its `mcp_server`, else the server part of an `mcp__server__tool`
+    /// name).
+    #[serde(default)]
+    pub mcp_server: Option<String>,
+    /// The repository as `host/owner/name`, where the sender names one (native `vcs.*` attributes).
+    #[serde(default)]
+    pub repo: Option<String>,
+    #[serde(default)]
+    pub branch: Option<String>,
+    #[serde(default)]
+    pub commit: Option<String>,
     /// When it happened.
     pub created_at: DateTime<Utc>,
     /// When hivewatch committed it (set by the store).
@@ -174,6 +188,11 @@ impl AgentEvent {
             &mut self.prompt_id,
             &mut self.tool_name,
             &mut self.tool_use_id,
+            &mut self.model,
+            &mut self.mcp_server,
+            &mut self.repo,
+            &mut self.branch,
+            &mut self.commit,
         ]
         .into_iter()
         .flatten()
@@ -237,53 +256,33 @@ pub fn is_tool_finish(event_type: &str) -> bool {
     matches!(event_type, "PostToolUse" | "PostToolUseFailure")
 }
 
-/// Event types with a label value of their own in metrics: every Claude Code hook event, the native log events, and
-/// `span`. Anything else (a new hook, another sender's log names) is counted as `other`, so that labels stay
-/// bounded whatever arrives.
-pub const KNOWN_EVENT_TYPES: &[&str] = &[
-    "PreToolUse",
-    "PostToolUse",
-    "PostToolUseFailure",
-    "PostToolBatch",
-    "PermissionRequest",
-    "PermissionDenied",
-    "Notification",
-    "UserPromptSubmit",
-    "UserPromptExpansion",
-    "Stop",
-    "StopFailure",
-    "SubagentStart",
-    "SubagentStop",
-    "PreCompact",
-    "PostCompact",
-    "SessionStart",
-    "SessionEnd",
-    "InstructionsLoaded",
-    "TaskCreated",
-    "TaskCompleted",
-    "TeammateIdle",
-    "ConfigChange",
-    "CwdChanged",
-    "FileChanged",
-    "WorktreeCreate",
-    "WorktreeRemove",
-    "Elicitation",
-    "ElicitationResult",
-    "Setup",
+/// Event types with a label value of their own in metrics: every Claude Code hook event of the hook contract, the
+/// native log events below, and `span`. Anything else (a new hook, another sender's log names) is counted as
+/// `other`, so that labels stay bounded whatever arrives.
+pub const KNOWN_NATIVE_EVENT_TYPES: &[&str] = &[
     "span",
     "user_prompt",
     "tool_result",
     "tool_decision",
     "api_request",
     "api_error",
+    "api_retries_exhausted",
+    "api_refusal",
     "assistant_response",
+    "compaction",
     "hook_registered",
     "hook_execution_start",
     "hook_execution_complete",
+    "managed_settings_resolved",
+    "safety_event",
+    "plugin_loaded",
+    "skill_activated",
+    "subagent_completed",
 ];
 
 pub fn known_event_type(event_type: &str) -> bool {
-    KNOWN_EVENT_TYPES.contains(&event_type)
+    super::hook_events::lookup(event_type).is_some()
+        || KNOWN_NATIVE_EVENT_TYPES.contains(&event_type)
 }
 
 #[cfg(test)]
@@ -338,7 +337,10 @@ mod tests {
 
     #[test]
     fn every_hook_event_install_hooks_registers_has_its_own_metric_label() {
-        for (name, _) in crate::cli::install_hooks::HOOK_EVENTS {
+        for name in crate::model::hook_events::HOOK_EVENTS
+            .iter()
+            .map(|e| e.name)
+        {
             assert!(super::known_event_type(name), "{name}");
         }
     }

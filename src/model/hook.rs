@@ -112,9 +112,20 @@ pub fn normalize_hook(
     };
     let severity = match event_type.as_str() {
         _ if status == Status::Error => Severity::Error,
-        "Notification" | "PermissionRequest" => Severity::Warn,
+        "PermissionRequest" | "PermissionDenied" | "Interrupt" => Severity::Warn,
+        "Notification" => notification_severity(payload.get("notification_type")),
         _ => Severity::Info,
     };
+    let model = match event_type.as_str() {
+        // A switch's new model; a PreModelSwitch names one that may still be refused.
+        "PostModelSwitch" => payload.get("to_model"),
+        "PreModelSwitch" => None,
+        _ => payload.get("model"),
+    }
+    .and_then(Value::as_str)
+    .filter(|m| !m.is_empty())
+    .map(str::to_string);
+    let mcp_server = mcp_server_of(payload.get("mcp_server"), tool_name.as_deref());
     let latency_ms = if super::event::is_tool_finish(&event_type) {
         payload.get("duration_ms").and_then(Value::as_i64)
     } else {
@@ -175,10 +186,55 @@ pub fn normalize_hook(
         status,
         severity,
         latency_ms,
+        model,
+        mcp_server,
+        repo: None,
+        branch: None,
+        commit: None,
         created_at,
         received_at: now,
         payload: Value::Object(payload),
     })
+}
+
+/// Notification types that ask for a person (a permission, an answer, a sign-in) are warnings; the others
+/// (`agent_completed`, `auth_success`, …) are information. A Notification without a type (older Claude Code) asks
+/// for a person.
+fn notification_severity(kind: Option<&Value>) -> Severity {
+    const NEEDS_A_PERSON: &[&str] = &[
+        "permission_prompt",
+        "worker_permission_prompt",
+        "idle_prompt",
+        "agent_needs_input",
+        "elicitation_dialog",
+        "elicitation_url_dialog",
+        "auth_storage_failure",
+        "model_refusal_fallback",
+    ];
+    match kind.and_then(Value::as_str) {
+        None => Severity::Warn,
+        Some(k) if NEEDS_A_PERSON.contains(&k) => Severity::Warn,
+        Some(_) => Severity::Info,
+    }
+}
+
+/// The MCP server of a tool event: Claude Code's `mcp_server` (an object with a `name`, or a name), else the
+/// server part of an MCP tool's name, `mcp__<server>__<tool>`.
+pub fn mcp_server_of(field: Option<&Value>, tool_name: Option<&str>) -> Option<String> {
+    let named = match field {
+        Some(Value::Object(o)) => o.get("name").and_then(Value::as_str),
+        Some(Value::String(s)) => Some(s.as_str()),
+        _ => None,
+    };
+    named
+        .or_else(|| {
+            tool_name?
+                .strip_prefix("mcp__")?
+                .split_once("__")
+                .map(|(server, _)| server)
+        })
+        .filter(|s| !s.is_empty())
+        .map(str::to_string)
 }
 
 fn required_str(obj: &Map<String, Value>, name: &'static str) -> Result<String, HookError> {
@@ -296,6 +352,57 @@ mod tests {
         )
         .unwrap();
         assert_eq!((ev.status, ev.severity), (Status::Error, Severity::Error));
+    }
+
+    #[test]
+    fn new_events_and_fields_are_lifted() {
+        let ctx = HookContext::default();
+        let ev = |v: serde_json::Value| normalize_hook(v, &ctx, now()).unwrap();
+        let pre = ev(
+            json!({"session_id": "s", "hook_event_name": "PreToolUse", "tool_name": "mcp__github__search",
+                            "tool_use_id": "t", "mcp_server": {"name": "github", "source": "user"}}),
+        );
+        assert_eq!(pre.mcp_server.as_deref(), Some("github"));
+        let bare = ev(
+            json!({"session_id": "s", "hook_event_name": "PreToolUse", "tool_name": "mcp__linear__list"}),
+        );
+        assert_eq!(bare.mcp_server.as_deref(), Some("linear"));
+        let bash =
+            ev(json!({"session_id": "s", "hook_event_name": "PreToolUse", "tool_name": "Bash"}));
+        assert_eq!(bash.mcp_server, None);
+        let switch = ev(
+            json!({"session_id": "s", "hook_event_name": "PostModelSwitch", "from_model": "a",
+                               "to_model": "claude-sonnet-5", "source": "command"}),
+        );
+        assert_eq!(switch.model.as_deref(), Some("claude-sonnet-5"));
+        let start = ev(
+            json!({"session_id": "s", "hook_event_name": "SessionStart", "source": "fork", "model": "m"}),
+        );
+        assert_eq!(start.model.as_deref(), Some("m"));
+        let interrupt = ev(
+            json!({"session_id": "s", "hook_event_name": "Interrupt", "source": "user", "reason": "stop"}),
+        );
+        assert_eq!(interrupt.severity, Severity::Warn);
+        let needs = ev(
+            json!({"session_id": "s", "hook_event_name": "Notification", "notification_type": "agent_needs_input"}),
+        );
+        let done = ev(
+            json!({"session_id": "s", "hook_event_name": "Notification", "notification_type": "agent_completed"}),
+        );
+        assert_eq!(
+            (needs.severity, done.severity),
+            (Severity::Warn, Severity::Info)
+        );
+        // A skill's shell command names a tool call that no PostToolUse finishes: its own span, no tool start.
+        let skill = ev(
+            json!({"session_id": "s", "hook_event_name": "PreSkillShellCommand", "tool_name": "Bash",
+                              "tool_use_id": "sk1", "prompt_id": "p"}),
+        );
+        assert_eq!(skill.span_id, Some(SpanId::derived("tool", "sk1")));
+        assert!(!crate::model::event::is_tool_start(&skill.event_type));
+        let failure =
+            ev(json!({"session_id": "s", "hook_event_name": "StopFailure", "error": "rate_limit"}));
+        assert_eq!(failure.status, Status::Error);
     }
 
     #[test]

@@ -2,10 +2,12 @@
 
 pub mod event;
 pub mod hook;
+pub mod hook_events;
 pub mod ids;
 pub mod limits;
 pub mod otlp;
 pub mod redact;
+pub mod vcs;
 
 pub use event::{AgentEvent, Severity, Source, Status, StoredEvent};
 pub use ids::{SpanId, TraceId};

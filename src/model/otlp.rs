@@ -89,6 +89,11 @@ struct Lifted {
     tool_name: Option<String>,
     tool_use_id: Option<String>,
     failed: bool,
+    model: Option<String>,
+    mcp_server: Option<String>,
+    repo: Option<String>,
+    branch: Option<String>,
+    commit: Option<String>,
 }
 
 fn lift(attrs: &Map<String, Value>, res: &ResourceInfo, trace_id: Option<TraceId>) -> Lifted {
@@ -105,14 +110,37 @@ fn lift(attrs: &Map<String, Value>, res: &ResourceInfo, trace_id: Option<TraceId
         .map(|raw| session_uuid(&raw))
         .or_else(|| trace_id.map(|t| Uuid::from_bytes(t.0)))
         .unwrap_or(Uuid::nil());
+    // `vcs.*` (OpenTelemetry's VCS conventions) on the record, else on the resource.
+    let vcs = |k: &str| {
+        s(k).or_else(|| {
+            res.attrs
+                .get(k)
+                .and_then(Value::as_str)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+        })
+    };
+    let tool_name = s("tool_name").or_else(|| s("gen_ai.tool.name"));
     Lifted {
+        model: s("model")
+            .or_else(|| s("gen_ai.response.model"))
+            .or_else(|| s("gen_ai.request.model")),
+        mcp_server: super::hook::mcp_server_of(
+            attrs
+                .get("mcp_server_name")
+                .or_else(|| attrs.get("mcp_server")),
+            tool_name.as_deref(),
+        ),
+        repo: vcs("vcs.repository.url.full").and_then(|u| super::vcs::normalize_repo_url(&u)),
+        branch: vcs("vcs.ref.head.name"),
+        commit: vcs("vcs.ref.head.revision"),
         session_id,
         agent_id: s("gen_ai.agent.id")
             .or_else(|| s("agent_id"))
             .or_else(|| res.agent_id.clone())
             .unwrap_or_else(|| "main".into()),
         prompt_id: s("prompt.id").or_else(|| s("gen_ai.prompt.id")),
-        tool_name: s("tool_name").or_else(|| s("gen_ai.tool.name")),
+        tool_name,
         tool_use_id: s("tool_use_id").or_else(|| s("gen_ai.tool.call.id")),
         failed: attrs.get("success").and_then(Value::as_bool) == Some(false),
     }
@@ -328,6 +356,11 @@ fn span_event(
             Severity::Info
         },
         latency_ms,
+        model: lifted.model,
+        mcp_server: lifted.mcp_server,
+        repo: lifted.repo,
+        branch: lifted.branch,
+        commit: lifted.commit,
         created_at: nanos_to_time(span.start_time_unix_nano).unwrap_or(now),
         received_at: now,
         payload: Value::Object(payload),
@@ -402,7 +435,8 @@ fn log_event(
 ) -> Result<AgentEvent, IdError> {
     let trace = TraceId::from_wire("trace_id", &record.trace_id)?;
     let span_id = SpanId::from_wire("span_id", &record.span_id)?;
-    let attrs = attributes_to_json(&record.attributes);
+    let mut attrs = attributes_to_json(&record.attributes);
+    structure_settings(&mut attrs);
     let lifted = lift(&attrs, res, trace);
     let event_type = attrs
         .get("event.name")
@@ -464,10 +498,28 @@ fn log_event(
         status: if failed { Status::Error } else { Status::Ok },
         severity,
         latency_ms,
+        model: lifted.model,
+        mcp_server: lifted.mcp_server,
+        repo: lifted.repo,
+        branch: lifted.branch,
+        commit: lifted.commit,
         created_at,
         received_at: now,
         payload: Value::Object(payload),
     })
+}
+
+/// Claude Code's `managed_settings_resolved` can carry the resolved settings as JSON text
+/// (`managed_settings.settings`, with `OTEL_LOG_MANAGED_SETTINGS`): configuration, whose `env` and helpers hold
+/// secrets. Kept as the JSON it is, so that redaction sees its keys (`ANTHROPIC_API_KEY`, `password`, …) and
+/// not one opaque string; text that is not a JSON object (a truncated copy) stays text, redacted as text.
+fn structure_settings(attrs: &mut Map<String, Value>) {
+    let Some(Value::String(text)) = attrs.get("managed_settings.settings") else {
+        return;
+    };
+    if let Ok(settings @ Value::Object(_)) = serde_json::from_str::<Value>(text) {
+        attrs.insert("managed_settings.settings".into(), settings);
+    }
 }
 
 /// Metrics carry no events; they are checked and counted (data points in the request).

@@ -4,12 +4,13 @@
 //! What the payload cannot say travels beside it: the headers `X-Hivewatch-Event-Id`, `X-Hivewatch-Time`,
 //! `X-Hivewatch-Source-App`, `X-Hivewatch-Agent-Id` and `traceparent`, or per item a `_hivewatch` object with the
 //! keys `event_id`, `time`, `source_app`, `agent_id`, `traceparent`. Claude Code parses the answer of an http
-//! hook as hook output, so a single payload is answered `{}`: nothing that could steer the agent.
+//! hook as hook output, so a single payload is answered 200 with an empty body: nothing that could steer the
+//! agent (for `PreCompact` even `{}` would: the body is appended to the compaction instructions).
 
 use axum::Json;
 use axum::body::Body;
 use axum::extract::State;
-use axum::http::{HeaderMap, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
@@ -73,7 +74,9 @@ async fn receive(
     match normalized {
         HookBody::One(event) => {
             super::submit(&state.pipeline, vec![*event], "hook", hold).await?;
-            Ok(Json(json!({})).into_response())
+            // An empty body: Claude Code takes an http hook's answer for hook output, and for some events the
+            // body itself (a PreCompact answer of `{}` would be appended to the compaction instructions).
+            Ok(StatusCode::OK.into_response())
         }
         HookBody::Batch { events, errors } => {
             let accepted = events.len();

@@ -31,6 +31,12 @@ macro_rules! filter_events {
         if let Some(v) = q.status.clone() {
             $query = $query.filter(e::status.eq(v));
         }
+        if let Some(v) = q.mcp_server.clone() {
+            $query = $query.filter(e::mcp_server.eq(v));
+        }
+        if let Some(v) = q.model.clone() {
+            $query = $query.filter(e::model.eq(v));
+        }
         if let Some(t) = q.since {
             $query = $query.filter(e::created_at.ge($time(t)));
         }
@@ -442,6 +448,9 @@ pub struct EventQuery {
     pub source: Option<String>,
     /// `ok` or `error`.
     pub status: Option<String>,
+    /// The MCP server of MCP tool events.
+    pub mcp_server: Option<String>,
+    pub model: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub until: Option<DateTime<Utc>>,
     pub limit: Option<u32>,
@@ -520,6 +529,11 @@ struct RawEvent {
     created_at: DateTime<Utc>,
     received_at: DateTime<Utc>,
     payload: Value,
+    model: Option<String>,
+    mcp_server: Option<String>,
+    repo: Option<String>,
+    branch: Option<String>,
+    commit_sha: Option<String>,
 }
 
 fn corrupt(what: &str, value: &str) -> StoreError {
@@ -555,6 +569,11 @@ impl RawEvent {
                 tool_name: self.tool_name,
                 tool_use_id: self.tool_use_id,
                 latency_ms: self.latency_ms,
+                model: self.model,
+                mcp_server: self.mcp_server,
+                repo: self.repo,
+                branch: self.branch,
+                commit: self.commit_sha,
                 created_at: self.created_at,
                 received_at: self.received_at,
             },
@@ -714,11 +733,9 @@ pub fn session_deltas<'a>(events: impl IntoIterator<Item = &'a AgentEvent>) -> V
             d.cwd = p.get("cwd").and_then(Value::as_str).map(str::to_string);
         }
         let attrs = p.get("attributes");
-        let model = p
-            .get("model")
-            .or_else(|| attrs.and_then(|a| a.get("model")));
-        if let Some(m) = model.and_then(Value::as_str) {
-            d.model = Some(m.to_string());
+        // The latest model named in the batch: a request's, a session start's, a switch's new one.
+        if let Some(m) = &ev.model {
+            d.model = Some(m.clone());
         }
         if ev.event_type == "api_request"
             && let Some(a) = attrs

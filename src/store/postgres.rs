@@ -478,6 +478,11 @@ struct EventColumns {
     created_at: Vec<DateTime<Utc>>,
     received_at: DateTime<Utc>,
     payload: Vec<String>,
+    model: Vec<Option<String>>,
+    mcp_server: Vec<Option<String>>,
+    repo: Vec<Option<String>>,
+    branch: Vec<Option<String>>,
+    commit: Vec<Option<String>>,
 }
 
 impl EventColumns {
@@ -507,6 +512,11 @@ impl EventColumns {
             created_at: events.iter().map(|e| e.created_at).collect(),
             received_at,
             payload: col(&|e| e.payload.to_string()),
+            model: opt(&|e| e.model.clone()),
+            mcp_server: opt(&|e| e.mcp_server.clone()),
+            repo: opt(&|e| e.repo.clone()),
+            branch: opt(&|e| e.branch.clone()),
+            commit: opt(&|e| e.commit.clone()),
         }
     }
 }
@@ -528,12 +538,13 @@ async fn insert_events(
     let rows: Vec<InsertedId> = diesel::sql_query(
         "INSERT INTO agent_events (event_id, event_type, source, session_id, agent_id, source_app, prompt_id, \
            tool_name, tool_use_id, trace_id, span_id, parent_span_id, status, severity, latency_ms, created_at, \
-           received_at, payload) \
-         SELECT e, t, s, sid, a, app, p, tn, tu, tr, sp, ps, st, sv, l, c, $17, pl::jsonb \
+           received_at, payload, model, mcp_server, repo, branch, commit_sha) \
+         SELECT e, t, s, sid, a, app, p, tn, tu, tr, sp, ps, st, sv, l, c, $17, pl::jsonb, mo, ms, re, br, co \
          FROM unnest($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::text[], $6::text[], $7::text[], \
                      $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], \
-                     $15::int4[], $16::timestamptz[], $18::text[]) WITH ORDINALITY \
-              AS x(e, t, s, sid, a, app, p, tn, tu, tr, sp, ps, st, sv, l, c, pl, n) \
+                     $15::int4[], $16::timestamptz[], $18::text[], $19::text[], $20::text[], $21::text[], \
+                     $22::text[], $23::text[]) WITH ORDINALITY \
+              AS x(e, t, s, sid, a, app, p, tn, tu, tr, sp, ps, st, sv, l, c, pl, mo, ms, re, br, co, n) \
          ORDER BY n \
          ON CONFLICT (event_id) DO NOTHING \
          RETURNING id, event_id",
@@ -556,6 +567,11 @@ async fn insert_events(
     .bind::<Array<Timestamptz>, _>(&c.created_at)
     .bind::<Timestamptz, _>(c.received_at)
     .bind::<Array<Text>, _>(&c.payload)
+    .bind::<Array<Nullable<Text>>, _>(&c.model)
+    .bind::<Array<Nullable<Text>>, _>(&c.mcp_server)
+    .bind::<Array<Nullable<Text>>, _>(&c.repo)
+    .bind::<Array<Nullable<Text>>, _>(&c.branch)
+    .bind::<Array<Nullable<Text>>, _>(&c.commit)
     .load(conn)
     .await?;
     let position: HashMap<Uuid, usize> = c
@@ -716,6 +732,11 @@ struct PgEventRow {
     created_at: DateTime<Utc>,
     received_at: DateTime<Utc>,
     payload: Value,
+    model: Option<String>,
+    mcp_server: Option<String>,
+    repo: Option<String>,
+    branch: Option<String>,
+    commit_sha: Option<String>,
 }
 
 impl PgEventRow {
@@ -740,6 +761,11 @@ impl PgEventRow {
             created_at: self.created_at,
             received_at: self.received_at,
             payload: self.payload,
+            model: self.model,
+            mcp_server: self.mcp_server,
+            repo: self.repo,
+            branch: self.branch,
+            commit_sha: self.commit_sha,
         }
     }
 }

@@ -21,6 +21,11 @@ diesel::table! {
         created_at -> BigInt,
         received_at -> BigInt,
         payload -> Text,
+        model -> Nullable<Text>,
+        mcp_server -> Nullable<Text>,
+        repo -> Nullable<Text>,
+        branch -> Nullable<Text>,
+        commit_sha -> Nullable<Text>,
     }
 }
 

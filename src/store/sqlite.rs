@@ -617,7 +617,7 @@ fn open_writer(path: &Path, sync: SqliteSync) -> Result<SqliteConnection, StoreE
     Ok(writer)
 }
 
-/// Rows per multi-row INSERT (18 parameters each, under SQLite's limit of 32,766).
+/// Rows per multi-row INSERT (23 parameters each, under SQLite's limit of 32,766).
 const INSERT_CHUNK: usize = 1000;
 
 #[derive(QueryableByName)]
@@ -638,11 +638,12 @@ fn insert_events(
         return Ok(Vec::new());
     }
     let values =
-        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()].join(", ");
+        vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; rows.len()]
+            .join(", ");
     let sql = format!(
         "INSERT INTO agent_events (event_id, event_type, source, session_id, agent_id, source_app, prompt_id, \
            tool_name, tool_use_id, trace_id, span_id, parent_span_id, status, severity, latency_ms, created_at, \
-           received_at, payload) VALUES {values} ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id"
+           received_at, payload, model, mcp_server, repo, branch, commit_sha) VALUES {values} ON CONFLICT (event_id) DO NOTHING RETURNING id, event_id"
     );
     let mut query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
     for r in rows {
@@ -664,7 +665,12 @@ fn insert_events(
             .bind::<Nullable<BigInt>, _>(r.latency_ms)
             .bind::<BigInt, _>(r.created_at)
             .bind::<BigInt, _>(r.received_at)
-            .bind::<Text, _>(&r.payload);
+            .bind::<Text, _>(&r.payload)
+            .bind::<Nullable<Text>, _>(r.model)
+            .bind::<Nullable<Text>, _>(r.mcp_server)
+            .bind::<Nullable<Text>, _>(r.repo)
+            .bind::<Nullable<Text>, _>(r.branch)
+            .bind::<Nullable<Text>, _>(r.commit);
     }
     Ok(query
         .load::<InsertedId>(conn)?
@@ -828,6 +834,11 @@ struct EventRowRef<'a> {
     created_at: i64,
     received_at: i64,
     payload: String,
+    model: Option<&'a str>,
+    mcp_server: Option<&'a str>,
+    repo: Option<&'a str>,
+    branch: Option<&'a str>,
+    commit: Option<&'a str>,
 }
 
 impl<'a> EventRowRef<'a> {
@@ -851,6 +862,11 @@ impl<'a> EventRowRef<'a> {
             created_at: micros(ev.created_at),
             received_at,
             payload: ev.payload.to_string(),
+            model: ev.model.as_deref(),
+            mcp_server: ev.mcp_server.as_deref(),
+            repo: ev.repo.as_deref(),
+            branch: ev.branch.as_deref(),
+            commit: ev.commit.as_deref(),
         }
     }
 }
@@ -878,6 +894,11 @@ struct EventRow {
     created_at: i64,
     received_at: i64,
     payload: String,
+    model: Option<String>,
+    mcp_server: Option<String>,
+    repo: Option<String>,
+    branch: Option<String>,
+    commit_sha: Option<String>,
 }
 
 impl EventRow {
@@ -908,6 +929,11 @@ impl EventRow {
             latency_ms: self.latency_ms,
             created_at: from_micros(self.created_at),
             received_at: from_micros(self.received_at),
+            model: self.model,
+            mcp_server: self.mcp_server,
+            repo: self.repo,
+            branch: self.branch,
+            commit_sha: self.commit_sha,
         })
     }
 }
