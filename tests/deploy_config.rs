@@ -1282,7 +1282,13 @@ fn claude_code_settings_are_what_install_hooks_writes_plus_the_telemetry_variabl
             for hook in group["hooks"].as_array().expect("hooks") {
                 assert_eq!(hook["type"], "command", "{event}");
                 let command = hook["command"].as_str().expect("command");
-                assert!(command.starts_with("hivewatch hook"), "{event}: {command}");
+                // The shared form: `hivewatch` from PATH, a silent no-op where it is missing.
+                assert!(
+                    command.starts_with(
+                        "if command -v hivewatch >/dev/null 2>&1; then hivewatch hook"
+                    ),
+                    "{event}: {command}"
+                );
                 assert!(
                     command.contains(&format!("--endpoint {HOOK_ENDPOINT}")),
                     "{event}: {command}"
@@ -1293,21 +1299,25 @@ fn claude_code_settings_are_what_install_hooks_writes_plus_the_telemetry_variabl
     }
     assert_eq!(commands, hooks.len(), "one hivewatch hook per event");
 
-    // Exactly what the installer writes (the binary's path aside): regenerate with
-    //   hivewatch install-hooks --user --dry-run --endpoint http://127.0.0.1:8318
-    // and keep the env block.
-    let home = tempfile::tempdir().expect("temp home");
+    // Exactly what the installer writes for a project's shared settings, the project's name aside: regenerate
+    // with `hivewatch install-hooks --shared --dry-run --endpoint http://127.0.0.1:8318` and drop the
+    // `--source-app` (the hook then names events after the session's directory); keep the env block.
+    let root = tempfile::tempdir().expect("temp dir");
+    let project = root.path().join("demo");
+    std::fs::create_dir(&project).expect("project dir");
     let mut install = Command::new(env!("CARGO_BIN_EXE_hivewatch"));
     install
         .args([
             "install-hooks",
-            "--user",
+            "--shared",
             "--dry-run",
             "--endpoint",
             HOOK_ENDPOINT,
         ])
-        .env("HOME", home.path())
-        .env("XDG_CONFIG_HOME", home.path().join(".config"))
+        .arg("--project-dir")
+        .arg(&project)
+        .env("HOME", root.path())
+        .env("XDG_CONFIG_HOME", root.path().join(".config"))
         .env_remove("HIVEWATCH_INGEST_TOKEN")
         .env_remove("HIVEWATCH_CONFIG_DIR");
     let mut written: Value =
@@ -1319,17 +1329,18 @@ fn claude_code_settings_are_what_install_hooks_writes_plus_the_telemetry_variabl
     {
         for group in groups.as_array_mut().expect("groups") {
             for hook in group["hooks"].as_array_mut().expect("hooks") {
-                let command = hook["command"].as_str().expect("command").to_string();
-                let (program, args) = command.split_once(' ').expect("program and arguments");
-                assert!(program.ends_with("/hivewatch"), "{program}");
-                hook["command"] = json!(format!("hivewatch {args}"));
+                let command = hook["command"]
+                    .as_str()
+                    .expect("command")
+                    .replace(" --source-app demo", "");
+                hook["command"] = json!(command);
             }
         }
     }
     assert_eq!(
         settings["hooks"], written["hooks"],
         "otel-config/claude-code-settings.json's hooks differ from what install-hooks writes now: regenerate them \
-         (hivewatch install-hooks --user --dry-run --endpoint {HOOK_ENDPOINT}, binary path replaced by `hivewatch`)"
+         (hivewatch install-hooks --shared --dry-run --endpoint {HOOK_ENDPOINT}, without --source-app)"
     );
 
     // The endpoints match the compose stack: hooks to the first replica, OTLP to the collector.

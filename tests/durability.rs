@@ -391,9 +391,8 @@ async fn retried_hook_event_is_stored_once() {
         let text = resp.text().await.expect("body");
         assert!(status.is_success(), "attempt {attempt}: {status}: {text}");
         assert_eq!(
-            serde_json::from_str::<Value>(&text).ok(),
-            Some(json!({})),
-            "attempt {attempt}: a hook is answered {{}}: {text}"
+            text, "",
+            "attempt {attempt}: a hook is answered with an empty body"
         );
     }
 

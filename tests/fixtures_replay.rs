@@ -68,8 +68,9 @@ async fn every_hook_fixture_is_stored_field_by_field() {
                 .await
                 .unwrap();
             assert_eq!(resp.status(), 200, "{name}");
-            // Claude Code reads an http hook's answer as hook output: it must say nothing.
-            assert_eq!(resp.text().await.unwrap(), "{}");
+            // Claude Code reads an http hook's answer as hook output (for PreCompact the body itself becomes
+            // compaction instructions): it must say nothing at all.
+            assert_eq!(resp.text().await.unwrap(), "");
             sent.push((id, at, item.clone()));
         }
     }
@@ -499,4 +500,199 @@ async fn native_otlp_exports_replay_over_json_protobuf_and_grpc_without_duplicat
     assert!(session["input_tokens"].as_i64().unwrap() > 0);
     assert!(session["cost_usd"].as_f64().unwrap() > 0.0);
     assert!(session["model"].as_str().unwrap().starts_with("claude-"));
+}
+
+/// The newest Claude Code's hook inputs (recorded from 2.1.337 by tests/claude_code.rs, and those built from its
+/// schemas where the offline runs cannot make it send them) and native records: every event stored, and the new
+/// events and fields modeled, not only kept in the payload.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_newest_claude_code_events_and_fields_are_modeled() {
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/claude-code-2.1.337");
+    let read = |rel: &str| -> Value {
+        serde_json::from_slice(
+            &std::fs::read(dir.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}")),
+        )
+        .unwrap_or_else(|e| panic!("{rel}: {e}"))
+    };
+    let mut payloads: Vec<Value> = Vec::new();
+    for entry in std::fs::read_dir(dir.join("hooks")).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        payloads.extend(
+            read(&format!("hooks/{name}"))
+                .as_array()
+                .unwrap()
+                .iter()
+                .cloned(),
+        );
+    }
+    let recorded = payloads.len();
+    payloads.extend(
+        read("constructed/hooks.json")
+            .as_array()
+            .unwrap()
+            .iter()
+            .cloned(),
+    );
+
+    let server = Server::start();
+    let http = client();
+    let resp = http
+        .post(server.url("/api/v1/observability/event"))
+        .json(&payloads)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let answer: Value = resp.json().await.unwrap();
+    assert_eq!(
+        (answer["accepted"].as_u64(), answer["rejected"].as_u64()),
+        (Some(payloads.len() as u64), Some(0)),
+        "{answer}"
+    );
+    assert!(recorded > 20, "the recorded 2.1.337 fixtures: {recorded}");
+    let logs = std::fs::read(dir.join("constructed/export_logs.json")).unwrap();
+    let resp = http
+        .post(server.url("/v1/logs"))
+        .header("content-type", "application/json")
+        .body(logs)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200, "{}", resp.text().await.unwrap());
+
+    let hooks = server.all_events("source=hook").await;
+    assert_eq!(hooks.len(), payloads.len());
+    let one = |t: &str| {
+        hooks
+            .iter()
+            .find(|e| e["event_type"] == t)
+            .unwrap_or_else(|| panic!("no {t} stored"))
+    };
+    // A model switch names the session's new model.
+    let switch = one("PostModelSwitch");
+    assert_eq!(switch["model"], "claude-sonnet-4-5");
+    let session = s(switch, "session_id").unwrap();
+    let view = server
+        .get(&format!("/api/v1/observability/sessions/{session}"))
+        .await;
+    assert_eq!(
+        view["model"], "claude-sonnet-4-5",
+        "the session's model follows the switch"
+    );
+    // A skill's shell command is a tool event of its own, never a call left running.
+    let skill = one("PreSkillShellCommand");
+    assert_eq!(
+        (s(skill, "tool_name"), s(skill, "payload")),
+        (Some("Bash"), None)
+    );
+    let skill_view = server
+        .get(&format!(
+            "/api/v1/observability/sessions/{}",
+            s(skill, "session_id").unwrap()
+        ))
+        .await;
+    assert!(
+        skill_view["tool_calls"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["status"] != "running"),
+        "{skill_view}"
+    );
+    // The MCP server is a field of its own, and a filter.
+    let mcp = server.all_events("mcp_server=github").await;
+    let kinds: Vec<&str> = mcp.iter().filter_map(|e| s(e, "event_type")).collect();
+    assert_eq!(kinds, ["PreToolUse", "PostToolUse"], "{mcp:?}");
+    assert!(
+        hooks
+            .iter()
+            .filter(|e| e["tool_name"] == "Bash")
+            .all(|e| e["mcp_server"].is_null())
+    );
+    // Severity by what the event asks of a person.
+    let notes: Vec<(&str, &str)> = hooks
+        .iter()
+        .filter(|e| e["event_type"] == "Notification")
+        .map(|e| {
+            (
+                e["payload"]["notification_type"].as_str().unwrap(),
+                s(e, "severity").unwrap(),
+            )
+        })
+        .collect();
+    assert!(
+        notes.contains(&("agent_needs_input", "warn"))
+            && notes.contains(&("agent_completed", "info")),
+        "{notes:?}"
+    );
+    assert_eq!(one("Interrupt")["severity"], "warn");
+    assert_eq!(one("Interrupt")["payload"]["reason"], "stop");
+    let failures: Vec<&Value> = hooks
+        .iter()
+        .filter(|e| e["event_type"] == "StopFailure")
+        .collect();
+    assert!(
+        failures
+            .iter()
+            .all(|e| e["status"] == "error" && e["severity"] == "error"),
+        "{failures:?}"
+    );
+    assert!(
+        failures
+            .iter()
+            .any(|e| e["payload"]["error"] == "cloud_credential_error"),
+        "{failures:?}"
+    );
+    assert_eq!(
+        one("DirectoryAdded")["payload"]["directory"],
+        "/home/dev/projects/shared-lib"
+    );
+    let fork = hooks
+        .iter()
+        .find(|e| e["payload"]["source"] == "fork")
+        .expect("the forked SessionStart");
+    assert_eq!(
+        (
+            fork["model"].as_str(),
+            fork["payload"]["context_tokens"].as_i64()
+        ),
+        (Some("claude-opus-5-5"), Some(18231))
+    );
+
+    // Native: vcs.* lifted into fields; managed settings are configuration, redacted key by key.
+    let native = server.all_events("source=otlp_log").await;
+    let by = |t: &str| {
+        native
+            .iter()
+            .find(|e| e["event_type"] == t)
+            .unwrap_or_else(|| panic!("no {t}"))
+    };
+    let result = by("tool_result");
+    assert_eq!(
+        (s(result, "repo"), s(result, "branch"), s(result, "commit")),
+        (
+            Some("github.com/acme/widgets"),
+            Some("feature/login"),
+            Some("9f1c2ab4d5e6f708192a3b4c5d6e7f8091a2b3c4")
+        )
+    );
+    let settings =
+        &by("managed_settings_resolved")["payload"]["attributes"]["managed_settings.settings"];
+    assert_eq!(
+        settings["env"]["ANTHROPIC_API_KEY"], "[REDACTED]",
+        "{settings}"
+    );
+    assert_eq!(settings["env"]["DB_PASSWORD"], "[REDACTED]", "{settings}");
+    assert_eq!(
+        settings["env"]["HTTP_PROXY"], "http://proxy.internal:3128",
+        "{settings}"
+    );
+    assert_eq!(settings["permissions"]["deny"][0], "Read(./.env)");
+    let safety = by("safety_event");
+    assert_eq!(
+        (s(safety, "tool_name"), s(safety, "tool_use_id")),
+        (Some("Bash"), Some("toolu_safety_1"))
+    );
+    assert_eq!(s(safety, "repo"), Some("github.com/acme/widgets"));
 }

@@ -902,14 +902,23 @@ fn doctor_reports_hooks_receiver_and_spool() {
     assert_eq!(run.code(), 1, "receiver unreachable");
     let out = run.stdout();
     assert!(
-        out.contains(
-            "~/.claude/settings.json: `hivewatch hook` registered for 1 events (PreToolUse)"
-        ),
+        out.contains("~/.claude/settings.json: hivewatch registered for 1 events (PreToolUse)"),
         "{out}"
     );
     assert!(out.contains("./.claude/settings.json: not found"), "{out}");
     assert!(out.contains("unreachable"), "{out}");
     assert!(out.contains("spool     1 events"), "{out}");
+
+    // An earlier release's form: not a no-op without the binary, and most events missing. Warnings only.
+    assert!(
+        out.contains("fails on a machine without this binary"),
+        "{out}"
+    );
+    assert!(out.contains("not registered for"), "{out}");
+    assert!(
+        out.contains("fix: run `hivewatch install-hooks --user`"),
+        "{out}"
+    );
 
     let server = Server::start();
     let run = client.run(client.command(&["doctor", "--endpoint", &server.http]), b"");
@@ -918,6 +927,56 @@ fn doctor_reports_hooks_receiver_and_spool() {
         run.stdout().contains("answers (HTTP 200"),
         "{}",
         run.stdout()
+    );
+
+    // A registration the hook contract forbids is an error, named, with the command that fixes it.
+    std::fs::write(
+        claude.join("settings.json"),
+        json!({"hooks": {"WorktreeCreate": [{"hooks": [{"type": "command",
+               "command": "/usr/local/bin/hivewatch hook --source-app demo"}]}]}})
+        .to_string(),
+    )
+    .unwrap();
+    let run = client.run(client.command(&["doctor", "--endpoint", &server.http]), b"");
+    let out = run.stdout();
+    assert_eq!(run.code(), 1, "{out}");
+    assert!(
+        out.contains("ERROR     ~/.claude/settings.json: WorktreeCreate must never be hooked"),
+        "{out}"
+    );
+    assert!(
+        out.contains("fix: run `hivewatch install-hooks --user`"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_hook_invoked_for_an_event_it_must_not_handle_says_how_to_fix_it() {
+    let client = Client::new();
+    let server = Server::start();
+    let payload = json!({"session_id": Uuid::new_v4().to_string(), "hook_event_name": "WorktreeCreate",
+                         "cwd": "/home/dev/projects/demo", "name": "wt1"});
+    let run = client.run_hook(&["--endpoint", &server.http], &payload);
+    // Exit 1: Claude Code reports the failed hook (with this stderr) instead of taking the empty answer for a
+    // worktree path; never 2, which would block.
+    assert_eq!(run.code(), 1, "{}", run.stderr());
+    assert!(run.stdout().is_empty(), "{}", run.stdout());
+    let err = run.stderr();
+    assert!(
+        err.contains("must never be registered for WorktreeCreate"),
+        "{err}"
+    );
+    assert!(err.contains("hivewatch install-hooks"), "{err}");
+
+    // An event it no longer hooks (not worth its cost) is still recorded, and the hook exits 0.
+    let payload = json!({"session_id": Uuid::new_v4().to_string(), "hook_event_name": "InstructionsLoaded",
+                         "cwd": "/home/dev/projects/demo", "file_path": "/home/dev/projects/demo/CLAUDE.md"});
+    let run = client.run_hook(&["--endpoint", &server.http], &payload);
+    assert_eq!(run.code(), 0, "{}", run.stderr());
+    assert!(
+        run.stderr().contains("no longer hooks InstructionsLoaded"),
+        "{}",
+        run.stderr()
     );
 }
 

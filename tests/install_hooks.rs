@@ -2,51 +2,35 @@
 //! directories, with `$HOME` and the hook configuration directory redirected so nothing of the machine's is read
 //! or written.
 
+mod common;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use hivewatch::model::hook_events::{self, HandlerKind};
 use serde_json::{Value, json};
 use tempfile::TempDir;
 
-const EVENTS: [&str; 29] = [
-    "PreToolUse",
-    "PostToolUse",
-    "PostToolUseFailure",
-    "PostToolBatch",
-    "PermissionRequest",
-    "PermissionDenied",
-    "Notification",
-    "UserPromptSubmit",
-    "UserPromptExpansion",
-    "Stop",
-    "StopFailure",
-    "SubagentStart",
-    "SubagentStop",
-    "PreCompact",
-    "PostCompact",
-    "SessionStart",
-    "SessionEnd",
-    "InstructionsLoaded",
-    "TaskCreated",
-    "TaskCompleted",
-    "TeammateIdle",
-    "ConfigChange",
-    "CwdChanged",
-    "FileChanged",
-    "WorktreeCreate",
-    "WorktreeRemove",
-    "Elicitation",
-    "ElicitationResult",
-    "Setup",
-];
-const TOOL_EVENTS: [&str; 5] = [
-    "PreToolUse",
-    "PostToolUse",
-    "PostToolUseFailure",
-    "PermissionRequest",
-    "PermissionDenied",
-];
+/// The events hivewatch registers as command hooks, from the hook contract, and those with a tool matcher.
+fn events() -> Vec<&'static str> {
+    hook_events::registered(HandlerKind::Command)
+        .map(|(e, _)| e)
+        .collect()
+}
+
+fn tool_events() -> Vec<&'static str> {
+    hook_events::registered(HandlerKind::Command)
+        .filter(|(_, m)| m.is_some())
+        .map(|(e, _)| e)
+        .collect()
+}
+
+fn http_events() -> Vec<&'static str> {
+    hook_events::registered(HandlerKind::Http)
+        .map(|(e, _)| e)
+        .collect()
+}
 
 /// A project directory named `demo-project`, a home and a configuration directory, all temporary.
 struct Sandbox {
@@ -73,7 +57,13 @@ impl Sandbox {
         }
     }
 
+    /// The personal settings file, where a plain `install-hooks` writes.
     fn settings(&self) -> PathBuf {
+        self.project.join(".claude/settings.local.json")
+    }
+
+    /// The shared settings file teams commit (`--shared`, and where earlier releases wrote).
+    fn shared(&self) -> PathBuf {
         self.project.join(".claude/settings.json")
     }
 
@@ -137,6 +127,13 @@ fn users_settings() -> Value {
     })
 }
 
+fn our_groups_or_none<'a>(settings: &'a Value, event: &str) -> Vec<&'a Value> {
+    if settings["hooks"].get(event).is_none() {
+        return Vec::new();
+    }
+    our_groups(settings, event)
+}
+
 /// Our handler in `event`'s list: the one handler of the only group holding a `hivewatch`-ish command or url.
 fn our_groups<'a>(settings: &'a Value, event: &str) -> Vec<&'a Value> {
     settings["hooks"][event]
@@ -166,7 +163,8 @@ fn install_registers_every_event_and_keeps_the_users_hooks_and_settings() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         stdout.contains(&format!(
-            "installed hivewatch for 29 hook events in {}",
+            "installed hivewatch for {} hook events in {}",
+            events().len(),
             sb.settings().display()
         )),
         "{stdout}"
@@ -179,14 +177,25 @@ fn install_registers_every_event_and_keeps_the_users_hooks_and_settings() {
     for key in ["permissions", "env", "model"] {
         assert_eq!(s[key], original[key], "{key} kept as it was");
     }
-    assert_eq!(s["hooks"].as_object().unwrap().len(), EVENTS.len());
+    assert_eq!(s["hooks"].as_object().unwrap().len(), events().len());
+    for never in [
+        "WorktreeCreate",
+        "WorktreeRemove",
+        "MessageDisplay",
+        "PreModelSwitch",
+    ] {
+        assert!(
+            s["hooks"].get(never).is_none(),
+            "{never} must never be hooked"
+        );
+    }
 
     let mut commands = Vec::new();
-    for event in EVENTS {
+    for event in events() {
         let ours = our_groups(&s, event);
         assert_eq!(ours.len(), 1, "{event}: one group of ours in {s:#}");
         let group = ours[0];
-        if TOOL_EVENTS.contains(&event) {
+        if tool_events().contains(&event) {
             assert_eq!(group["matcher"], "*", "{event}");
         } else {
             assert!(group.get("matcher").is_none(), "{event}: no matcher");
@@ -195,20 +204,24 @@ fn install_registers_every_event_and_keeps_the_users_hooks_and_settings() {
         assert_eq!(handlers.len(), 1);
         assert_eq!(handlers[0]["type"], "command");
         assert_eq!(handlers[0]["timeout"], 5);
+        // Nothing that would make Claude Code act on a failure or run the hook apart.
+        assert!(handlers[0].get("onFailure").is_none() && handlers[0].get("async").is_none());
         commands.push(handlers[0]["command"].as_str().unwrap().to_string());
     }
-    // The same command everywhere: the binary's absolute path, `hook`, and the project's name.
+    // The same command everywhere: the binary's absolute path, `hook`, and the project's name, behind a guard
+    // that makes it a silent no-op where the binary is missing.
     assert!(commands.iter().all(|c| c == &commands[0]));
-    let words: Vec<&str> = commands[0].split(' ').collect();
-    assert_eq!(words[1..], ["hook", "--source-app", "demo-project"]);
-    let exe = Path::new(words[0]);
-    assert!(exe.is_absolute() && exe.is_file(), "{}", commands[0]);
+    let exe = Path::new(env!("CARGO_BIN_EXE_hivewatch"))
+        .canonicalize()
+        .unwrap();
+    let exe = exe.display();
     assert_eq!(
-        exe,
-        Path::new(env!("CARGO_BIN_EXE_hivewatch"))
-            .canonicalize()
-            .unwrap()
+        commands[0],
+        format!(
+            "if [ -x {exe} ]; then {exe} hook --source-app demo-project; else cat >/dev/null; fi"
+        )
     );
+    assert!(!sb.shared().exists(), "the shared settings untouched");
 
     // The user's hooks are still there, first in their lists, ours after them.
     let pre = s["hooks"]["PreToolUse"].as_array().unwrap();
@@ -243,7 +256,14 @@ fn uninstall_restores_the_original_value() {
 
     sb.ok(&["--endpoint", "http://127.0.0.1:9"]);
     let out = sb.ok(&["--uninstall"]);
-    assert!(String::from_utf8_lossy(&out.stdout).contains("removed hivewatch from 29 hook events"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(&format!(
+            "removed hivewatch from {} hook events",
+            events().len()
+        )),
+        "{}",
+        text(&out)
+    );
     assert_eq!(read_json(&sb.settings()), original);
 
     // Nothing of ours left: a second uninstall does not touch the file.
@@ -278,7 +298,7 @@ fn missing_settings_are_created_and_dry_run_writes_nothing() {
         "dry run wrote nothing"
     );
     let printed: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(printed["hooks"].as_object().unwrap().len(), 29);
+    assert_eq!(printed["hooks"].as_object().unwrap().len(), events().len());
 
     // Uninstalling from nothing creates nothing.
     sb.ok(&["--uninstall"]);
@@ -291,11 +311,11 @@ fn missing_settings_are_created_and_dry_run_writes_nothing() {
     let other = sb.home.join("other-app");
     std::fs::create_dir(&other).unwrap();
     sb.ok(&["--project-dir", other.to_str().unwrap()]);
-    let s = read_json(&other.join(".claude/settings.json"));
+    let s = read_json(&other.join(".claude/settings.local.json"));
     let cmd = s["hooks"]["Stop"][0]["hooks"][0]["command"]
         .as_str()
         .unwrap();
-    assert!(cmd.ends_with(" hook --source-app other-app"), "{cmd}");
+    assert!(cmd.contains(" hook --source-app other-app; else"), "{cmd}");
 
     // A project directory that does not exist is an error, not a new directory.
     let out = sb
@@ -336,14 +356,17 @@ fn user_settings_go_under_home() {
         "{}",
         text(&out)
     );
-    assert!(!sb.settings().exists(), "the project's settings untouched");
+    assert!(
+        !sb.settings().exists() && !sb.shared().exists(),
+        "the project's settings untouched"
+    );
     let s = read_json(&path);
     let cmd = s["hooks"]["SessionStart"][0]["hooks"][0]["command"]
         .as_str()
         .unwrap();
     // No --source-app: the hook names events after the session's working directory.
     assert!(
-        cmd.ends_with(" hook --endpoint http://10.0.0.5:4318"),
+        cmd.ends_with(" hook --endpoint http://10.0.0.5:4318; else cat >/dev/null; fi"),
         "{cmd}"
     );
     assert!(!cmd.contains("--source-app"));
@@ -361,7 +384,7 @@ fn http_hooks_post_to_the_endpoint() {
         text(&out)
     );
     let s = read_json(&sb.settings());
-    for event in EVENTS {
+    for event in http_events() {
         let ours = our_groups(&s, event);
         assert_eq!(ours.len(), 1, "{event}: the command hook was replaced");
         let h = &ours[0]["hooks"][0];
@@ -369,6 +392,11 @@ fn http_hooks_post_to_the_endpoint() {
         assert_eq!(h["url"], "http://127.0.0.1:5000/api/v1/observability/event");
         assert_eq!(h["headers"]["X-Hivewatch-Source-App"], "demo-project");
         assert!(h.get("command").is_none());
+    }
+    // Events Claude Code runs no http hooks for, or whose failed request would reach the model, lose the command
+    // hook and get no http one.
+    for event in events().into_iter().filter(|e| !http_events().contains(e)) {
+        assert!(our_groups_or_none(&s, event).is_empty(), "{event}: {s:#}");
     }
 
     // The default endpoint.
@@ -451,7 +479,7 @@ fn invalid_json_is_refused_and_left_alone() {
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(leftovers, ["settings.json"]);
+    assert_eq!(leftovers, ["settings.local.json"]);
 
     // Valid JSON of the wrong shape is refused too.
     std::fs::write(sb.settings(), b"{\"hooks\": []}").unwrap();
@@ -525,5 +553,175 @@ fn the_users_key_order_is_kept() {
     assert_eq!(
         String::from_utf8_lossy(&restored).trim_end(),
         String::from_utf8_lossy(&original).trim_end()
+    );
+}
+
+#[test]
+fn shared_settings_name_no_path_and_do_nothing_where_hivewatch_is_missing() {
+    let sb = Sandbox::new();
+    sb.ok(&[]);
+    assert!(sb.settings().exists());
+    let out = sb.ok(&["--shared"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("moved hivewatch's hooks out of"),
+        "{stdout}"
+    );
+    assert!(
+        read_json(&sb.settings())["hooks"].get("Stop").is_none(),
+        "the personal file no longer holds ours"
+    );
+    let s = read_json(&sb.shared());
+    let command = s["hooks"]["PreToolUse"][0]["hooks"][0]["command"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        command,
+        "if command -v hivewatch >/dev/null 2>&1; then hivewatch hook --source-app demo-project; else cat >/dev/null; fi"
+    );
+
+    // On a machine without hivewatch: exit 0, nothing on stdout or stderr, the payload read whole (a writer that
+    // Claude Code is never gets a broken pipe).
+    let mut child = Command::new("sh")
+        .arg("-c")
+        .arg(&command)
+        .env_clear()
+        .env("PATH", "/usr/bin:/bin")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let payload = vec![b'x'; 1 << 20];
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&payload)
+        .expect("the whole payload is read");
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}",
+        text(&out)
+    );
+
+    // The personal form does the same once the binary is gone (`cargo clean`).
+    let sb = Sandbox::new();
+    sb.ok(&[]);
+    let local = read_json(&sb.settings())["hooks"]["Stop"][0]["hooks"][0]["command"]
+        .as_str()
+        .unwrap()
+        .replace(env!("CARGO_BIN_EXE_hivewatch"), "/gone/hivewatch");
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(&local)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{local}: {}", text(&out));
+    assert!(
+        out.stdout.is_empty() && out.stderr.is_empty(),
+        "{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn an_install_of_the_previous_release_is_repaired() {
+    let sb = Sandbox::new();
+    let exe = Path::new(env!("CARGO_BIN_EXE_hivewatch"))
+        .canonicalize()
+        .unwrap();
+    let mut old = users_settings();
+    let previous = common::previous_release_hooks(&exe.display().to_string(), "demo-project");
+    for (event, groups) in previous.as_object().unwrap() {
+        let list = old["hooks"]
+            .as_object_mut()
+            .unwrap()
+            .entry(event.clone())
+            .or_insert_with(|| json!([]));
+        list.as_array_mut()
+            .unwrap()
+            .extend(groups.as_array().unwrap().iter().cloned());
+    }
+    std::fs::create_dir_all(sb.shared().parent().unwrap()).unwrap();
+    std::fs::write(sb.shared(), serde_json::to_vec_pretty(&old).unwrap()).unwrap();
+
+    let out = sb.ok(&[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("moved hivewatch's hooks out of"),
+        "{stdout}"
+    );
+    // The shared file is the user's own again.
+    assert_eq!(read_json(&sb.shared()), users_settings());
+    let s = read_json(&sb.settings());
+    for never in [
+        "WorktreeCreate",
+        "WorktreeRemove",
+        "InstructionsLoaded",
+        "FileChanged",
+    ] {
+        assert!(s["hooks"].get(never).is_none(), "{never}: {s:#}");
+    }
+    for event in events() {
+        assert_eq!(our_groups(&s, event).len(), 1, "{event}");
+    }
+
+    // Installed into the shared file again, the events the contract no longer allows are dropped and named.
+    std::fs::write(sb.shared(), serde_json::to_vec_pretty(&old).unwrap()).unwrap();
+    let out = sb.ok(&["--shared"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("events it does not hook: ") && stdout.contains("WorktreeCreate"),
+        "{stdout}"
+    );
+    let s = read_json(&sb.shared());
+    assert!(s["hooks"].get("WorktreeCreate").is_none());
+    assert_eq!(our_groups(&s, "Interrupt").len(), 1, "new events added");
+}
+
+#[test]
+fn personal_hooks_reach_worktrees_through_worktreeinclude() {
+    let sb = Sandbox::new();
+    let git = Command::new("git")
+        .args(["init", "-q"])
+        .current_dir(&sb.project)
+        .output()
+        .expect("git");
+    assert!(git.status.success());
+    sb.ok(&[]);
+    let include = std::fs::read_to_string(sb.project.join(".worktreeinclude")).unwrap();
+    assert!(
+        include.lines().any(|l| l == "/.claude/settings.local.json"),
+        "{include}"
+    );
+    let exclude = std::fs::read_to_string(sb.project.join(".git/info/exclude")).unwrap();
+    assert!(
+        exclude.contains("/.claude/settings.local.json") && exclude.contains("/.worktreeinclude")
+    );
+    // Git sees none of it: nothing for the team to commit by mistake.
+    let status = Command::new("git")
+        .args(["status", "--porcelain"])
+        .current_dir(&sb.project)
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&status.stdout), "");
+
+    sb.ok(&["--uninstall"]);
+    assert!(!sb.project.join(".worktreeinclude").exists());
+}
+
+#[test]
+fn docs_show_the_hook_contract_as_the_code_has_it() {
+    let docs =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/HOOKS.md")).unwrap();
+    let table = hook_events::markdown_table();
+    assert!(
+        docs.contains(&table),
+        "docs/HOOKS.md must hold the hook contract table exactly as `markdown_table()` renders it:\n{table}"
     );
 }

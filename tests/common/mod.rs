@@ -1,6 +1,8 @@
 //! Test harness: the real `hivewatch` binary on free ports with its own data directory, and a real HTTP client.
 #![allow(dead_code)]
 
+pub mod anthropic;
+pub mod claude;
 pub mod services;
 
 use std::io::{BufRead, BufReader};
@@ -389,4 +391,53 @@ impl FaultReport<'_> {
         });
         eprintln!("FAULT-REPORT {line}");
     }
+}
+
+/// The `hooks` block that the release before the hook contract wrote into a project's `.claude/settings.json`:
+/// the bare absolute path of the binary (a failing hook on a machine without it) for 29 events, among them
+/// `WorktreeCreate` and `WorktreeRemove`, which must never be hooked.
+pub fn previous_release_hooks(exe: &str, source_app: &str) -> Value {
+    const EVENTS: [(&str, bool); 29] = [
+        ("PreToolUse", true),
+        ("PostToolUse", true),
+        ("PostToolUseFailure", true),
+        ("PostToolBatch", false),
+        ("PermissionRequest", true),
+        ("PermissionDenied", true),
+        ("Notification", false),
+        ("UserPromptSubmit", false),
+        ("UserPromptExpansion", false),
+        ("Stop", false),
+        ("StopFailure", false),
+        ("SubagentStart", false),
+        ("SubagentStop", false),
+        ("PreCompact", false),
+        ("PostCompact", false),
+        ("SessionStart", false),
+        ("SessionEnd", false),
+        ("InstructionsLoaded", false),
+        ("TaskCreated", false),
+        ("TaskCompleted", false),
+        ("TeammateIdle", false),
+        ("ConfigChange", false),
+        ("CwdChanged", false),
+        ("FileChanged", false),
+        ("WorktreeCreate", false),
+        ("WorktreeRemove", false),
+        ("Elicitation", false),
+        ("ElicitationResult", false),
+        ("Setup", false),
+    ];
+    let handler = serde_json::json!({"type": "command", "command": format!("{exe} hook --source-app {source_app}"),
+                                     "timeout": 5});
+    let mut hooks = serde_json::Map::new();
+    for (event, tool) in EVENTS {
+        let group = if tool {
+            serde_json::json!({"matcher": "*", "hooks": [handler]})
+        } else {
+            serde_json::json!({"hooks": [handler]})
+        };
+        hooks.insert(event.to_string(), serde_json::json!([group]));
+    }
+    Value::Object(hooks)
 }
