@@ -24,7 +24,11 @@ fn package_dir() -> PathBuf {
 pub fn binary(version: &str) -> PathBuf {
     let dir = package_dir();
     let bin = dir.join(format!("node_modules/claude-code-{version}/claude"));
-    if bin.exists() {
+    // Written once `npm ci` has finished: a binary that merely exists may still be being written (and running it
+    // then fails with "text file busy").
+    let installed = dir.join("node_modules/.hivewatch-installed");
+    let done = || std::fs::read_to_string(&installed).is_ok_and(|v| v == VERSIONS.join("\n"));
+    if done() && bin.exists() {
         return bin;
     }
     // Several test processes may get here at once: one installs, the others wait for it.
@@ -37,7 +41,7 @@ pub fn binary(version: &str) -> PathBuf {
     let _held = nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusive)
         .map_err(|(_, e)| e)
         .expect("lock tests/claude-code/.install.lock");
-    if !bin.exists() {
+    if !done() {
         let out = Command::new("npm")
             .args(["ci", "--ignore-scripts", "--no-audit", "--no-fund", "--prefix"])
             .arg(&dir)
@@ -61,6 +65,7 @@ pub fn binary(version: &str) -> PathBuf {
         "npm ci ran but {} is missing: is this an x86_64 Linux machine with glibc (the package's platform)?",
         bin.display()
     );
+    std::fs::write(&installed, VERSIONS.join("\n")).expect("mark the install as finished");
     bin
 }
 
