@@ -183,7 +183,7 @@ async fn dashboard_in_headless_chromium() {
     // The page and its assets come from the binary itself.
     for (path, content_type) in [
         ("/", "text/html"),
-        ("/app.js", "text/javascript"),
+        ("/js/main.js", "text/javascript"),
         ("/app.css", "text/css"),
     ] {
         let resp = client().get(server.url(path)).send().await.expect("GET");
