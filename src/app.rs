@@ -107,9 +107,13 @@ pub async fn serve(
         }
     };
     let (pipeline, committer) = Pipeline::start(store.clone(), pipeline_config);
-    let retention = args
-        .retention
-        .map(|age| tokio::spawn(run_retention(store.clone(), age, args.retention_interval)));
+    let retention = args.retention.map(|age| {
+        tokio::spawn(crate::store::retention::run(
+            store.clone(),
+            age,
+            args.retention_interval,
+        ))
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopping = stop_rx.clone();
     let stopped = move || {
@@ -222,37 +226,6 @@ async fn count_active_sessions(store: Store, gauge: std::sync::Arc<std::sync::at
         match store.active_sessions(since).await {
             Ok(n) => gauge.store(n, std::sync::atomic::Ordering::Relaxed),
             Err(e) => tracing::debug!(error = %e, "cannot count active sessions"),
-        }
-    }
-}
-
-/// Deletes what is older than `age`, at start and then every `every`.
-async fn run_retention(store: Store, age: std::time::Duration, every: std::time::Duration) {
-    let mut tick = tokio::time::interval(every);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        // An age beyond what a date can express keeps everything.
-        let Some(cutoff) = chrono::Duration::from_std(age)
-            .ok()
-            .and_then(|age| chrono::Utc::now().checked_sub_signed(age))
-        else {
-            continue;
-        };
-        match store.delete_older_than(cutoff).await {
-            Ok(d) if d == Default::default() => {
-                tracing::debug!("retention: nothing older than {cutoff}")
-            }
-            Ok(d) => tracing::info!(
-                events = d.events,
-                transcripts = d.transcripts,
-                sessions = d.sessions,
-                %cutoff,
-                "retention: deleted what is older than the cutoff"
-            ),
-            Err(e) => {
-                tracing::warn!(error = %e, "retention pass failed; trying again at the next one")
-            }
         }
     }
 }

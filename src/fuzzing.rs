@@ -23,9 +23,9 @@ use crate::model::redact::{
     DROPPED, PROMPT_KEYS, REDACTED, RedactSettings, TOOL_OUTPUT_KEYS, is_secret_key, redact_json,
     redact_str,
 };
+use crate::model::transcripts::TranscriptEntry;
 use crate::receiver::hook_http::{HookBody, normalize_body};
 use crate::receiver::{Logs, Metrics, Signal, Traces, decode, normalize_request};
-use crate::store::TranscriptEntry;
 
 /// The entry point of a fuzz target.
 pub type Target = fn(&[u8]);

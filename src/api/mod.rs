@@ -15,11 +15,11 @@ use uuid::Uuid;
 
 use crate::http::{AppState, read_body};
 use crate::model::StoredEvent;
+use crate::model::sessions::SessionSummary;
+use crate::model::tool_calls::{ToolCall, pair_tool_calls};
+use crate::model::transcripts::TranscriptEntry;
 use crate::receiver::IngestError;
-use crate::store::{
-    EventQuery, MAX_LIMIT, SessionQuery, SessionSummary, StoreError, ToolCall, TranscriptEntry,
-    pair_tool_calls,
-};
+use crate::store::{EventQuery, MAX_LIMIT, SessionQuery, StoreError};
 
 /// Events a session timeline returns at most.
 const TIMELINE_CAP: usize = 20_000;

@@ -7,6 +7,10 @@ pub mod ids;
 pub mod limits;
 pub mod otlp;
 pub mod redact;
+pub mod sessions;
+pub mod time;
+pub mod tool_calls;
+pub mod transcripts;
 pub mod vcs;
 
 pub use event::{AgentEvent, Severity, Source, Status, StoredEvent};

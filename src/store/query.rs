@@ -1,0 +1,265 @@
+//! What the query API asks of the store and what it gets back: event filters with cursor pagination, session
+//! filters, and the row both back-ends read before it becomes an event again.
+
+/// Applies an `EventQuery`'s filters, cursor and order to a boxed `agent_events` query of either back-end. The
+/// back-end's `agent_events` table must be in scope; `$session` turns a session UUID into the column's value,
+/// `$time` a `DateTime<Utc>` and `$micros` a cursor's microseconds.
+macro_rules! filter_events {
+    ($query:ident, $q:expr, session = $session:expr, time = $time:expr, micros = $micros:expr) => {{
+        use agent_events::dsl as e;
+        let q: &EventQuery = $q;
+        if let Some(s) = q.session_id {
+            $query = $query.filter(e::session_id.eq($session(s)));
+        }
+        if let Some(v) = q.agent_id.clone() {
+            $query = $query.filter(e::agent_id.eq(v));
+        }
+        if let Some(v) = q.event_type.clone() {
+            $query = $query.filter(e::event_type.eq(v));
+        }
+        if let Some(v) = q.tool_name.clone() {
+            $query = $query.filter(e::tool_name.eq(v));
+        }
+        if let Some(v) = q.source_app.clone() {
+            $query = $query.filter(e::source_app.eq(v));
+        }
+        if let Some(v) = q.source.clone() {
+            $query = $query.filter(e::source.eq(v));
+        }
+        if let Some(v) = q.status.clone() {
+            $query = $query.filter(e::status.eq(v));
+        }
+        if let Some(v) = q.mcp_server.clone() {
+            $query = $query.filter(e::mcp_server.eq(v));
+        }
+        if let Some(v) = q.model.clone() {
+            $query = $query.filter(e::model.eq(v));
+        }
+        if let Some(t) = q.since {
+            $query = $query.filter(e::created_at.ge($time(t)));
+        }
+        if let Some(t) = q.until {
+            $query = $query.filter(e::created_at.lt($time(t)));
+        }
+        let order = q.order.unwrap_or_default();
+        if let Some(c) = q.cursor.as_deref().map(Cursor::decode).transpose()? {
+            let at = $micros(c.created_at);
+            $query = match order {
+                Order::Asc => $query.filter(
+                    e::created_at
+                        .gt(at)
+                        .or(e::created_at.eq(at).and(e::id.gt(c.id))),
+                ),
+                Order::Desc => $query.filter(
+                    e::created_at
+                        .lt(at)
+                        .or(e::created_at.eq(at).and(e::id.lt(c.id))),
+                ),
+            };
+        }
+        $query = match order {
+            Order::Asc => $query.order((e::created_at.asc(), e::id.asc())),
+            Order::Desc => $query.order((e::created_at.desc(), e::id.desc())),
+        };
+    }};
+}
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use uuid::Uuid;
+
+use super::StoreError;
+use crate::model::time::micros;
+use crate::model::{AgentEvent, Severity, Source, SpanId, Status, StoredEvent, TraceId};
+
+/// Filters of `GET /api/v1/observability/events`.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct EventQuery {
+    pub session_id: Option<Uuid>,
+    pub agent_id: Option<String>,
+    pub event_type: Option<String>,
+    pub tool_name: Option<String>,
+    pub source_app: Option<String>,
+    /// `hook`, `otlp_log`, `otlp_span` or `api`.
+    pub source: Option<String>,
+    /// `ok` or `error`.
+    pub status: Option<String>,
+    /// The MCP server of MCP tool events.
+    pub mcp_server: Option<String>,
+    pub model: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub until: Option<DateTime<Utc>>,
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    /// `asc` (oldest first, the default) or `desc`.
+    pub order: Option<Order>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    #[default]
+    Asc,
+    Desc,
+}
+
+pub const DEFAULT_LIMIT: u32 = 100;
+
+pub const MAX_LIMIT: u32 = 1000;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EventPage {
+    pub events: Vec<StoredEvent>,
+    pub next_cursor: Option<String>,
+}
+
+impl EventPage {
+    /// A page from up to `limit + 1` rows in query order: the extra row only says that there is more.
+    pub(super) fn from_rows(
+        rows: impl Iterator<Item = RawEvent>,
+        limit: usize,
+    ) -> Result<EventPage, StoreError> {
+        let mut events = Vec::with_capacity(limit);
+        let mut more = false;
+        for raw in rows {
+            if events.len() == limit {
+                more = true;
+                break;
+            }
+            events.push(raw.into_event()?);
+        }
+        let next_cursor = more
+            .then(|| events.last())
+            .flatten()
+            .map(|l: &StoredEvent| {
+                Cursor {
+                    created_at: micros(l.event.created_at),
+                    id: l.id,
+                }
+                .encode()
+            });
+        Ok(EventPage {
+            events,
+            next_cursor,
+        })
+    }
+}
+
+/// A stored event row as either back-end reads it, before its text columns are parsed back into the model.
+pub(super) struct RawEvent {
+    pub(super) id: i64,
+    pub(super) event_id: Uuid,
+    pub(super) event_type: String,
+    pub(super) source: String,
+    pub(super) session_id: Uuid,
+    pub(super) agent_id: String,
+    pub(super) source_app: String,
+    pub(super) prompt_id: Option<String>,
+    pub(super) tool_name: Option<String>,
+    pub(super) tool_use_id: Option<String>,
+    pub(super) trace_id: String,
+    pub(super) span_id: Option<String>,
+    pub(super) parent_span_id: Option<String>,
+    pub(super) status: String,
+    pub(super) severity: String,
+    pub(super) latency_ms: Option<i64>,
+    pub(super) created_at: DateTime<Utc>,
+    pub(super) received_at: DateTime<Utc>,
+    pub(super) payload: Value,
+    pub(super) model: Option<String>,
+    pub(super) mcp_server: Option<String>,
+    pub(super) repo: Option<String>,
+    pub(super) branch: Option<String>,
+    pub(super) commit_sha: Option<String>,
+}
+
+pub(super) fn corrupt(what: &str, value: &str) -> StoreError {
+    StoreError::Internal(format!("stored {what} {value:?} does not parse"))
+}
+
+impl RawEvent {
+    pub(super) fn into_event(self) -> Result<StoredEvent, StoreError> {
+        let span = |s: Option<String>, field| {
+            s.map(|h| SpanId::parse_hex(field, &h).map_err(|_| corrupt(field, &h)))
+                .transpose()
+        };
+        Ok(StoredEvent {
+            id: self.id,
+            event: AgentEvent {
+                event_id: self.event_id,
+                source: Source::parse(&self.source)
+                    .ok_or_else(|| corrupt("source", &self.source))?,
+                session_id: self.session_id,
+                trace_id: TraceId::parse_hex("trace_id", &self.trace_id)
+                    .map_err(|_| corrupt("trace_id", &self.trace_id))?,
+                span_id: span(self.span_id, "span_id")?,
+                parent_span_id: span(self.parent_span_id, "parent_span_id")?,
+                status: Status::parse(&self.status)
+                    .ok_or_else(|| corrupt("status", &self.status))?,
+                severity: Severity::parse(&self.severity)
+                    .ok_or_else(|| corrupt("severity", &self.severity))?,
+                payload: self.payload,
+                event_type: self.event_type,
+                agent_id: self.agent_id,
+                source_app: self.source_app,
+                prompt_id: self.prompt_id,
+                tool_name: self.tool_name,
+                tool_use_id: self.tool_use_id,
+                latency_ms: self.latency_ms,
+                model: self.model,
+                mcp_server: self.mcp_server,
+                repo: self.repo,
+                branch: self.branch,
+                commit: self.commit_sha,
+                created_at: self.created_at,
+                received_at: self.received_at,
+            },
+        })
+    }
+}
+
+/// Position after the last event of a page: `(created_at µs, id)`, written as `"{µs}_{id}"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub created_at: i64,
+    pub id: i64,
+}
+
+impl Cursor {
+    pub fn encode(self) -> String {
+        format!("{}_{}", self.created_at, self.id)
+    }
+
+    pub fn decode(s: &str) -> Result<Cursor, StoreError> {
+        let bad = || StoreError::BadQuery(format!("cursor {s:?} is not one this API returned"));
+        let (t, id) = s.split_once('_').ok_or_else(bad)?;
+        Ok(Cursor {
+            created_at: t.parse().map_err(|_| bad())?,
+            id: id.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SessionQuery {
+    pub source_app: Option<String>,
+    pub status: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let c = Cursor {
+            created_at: 1_795_625_730_687_000,
+            id: 42,
+        };
+        assert_eq!(Cursor::decode(&c.encode()).unwrap(), c);
+        assert!(matches!(Cursor::decode("42"), Err(StoreError::BadQuery(_))));
+    }
+}
