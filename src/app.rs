@@ -1,17 +1,25 @@
-//! Wiring and staged shutdown: open the store, start the pipeline, bind the listeners, serve; on SIGTERM or
-//! SIGINT stop accepting, let in-flight requests finish (their events commit), drain the pipeline, exit.
+//! Wiring and staged shutdown. `run` sets up metrics, opens the store, binds the listeners and prints where it
+//! listens; `serve` starts the sinks, the pipeline and the servers, and on the shutdown signal stops accepting,
+//! lets in-flight requests finish (their events commit), drains the pipeline, lets each sink flush, and returns.
 
 use std::io::Write;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::config::ServeArgs;
-use crate::http::{AppState, router};
+use crate::inflight::InflightBudget;
+use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::receiver::otlp_grpc;
+use crate::sink::live::Hub;
+use crate::sink::prometheus::PrometheusSink;
+use crate::sink::{Sinks, live, otlp_export, redis_stream};
+use crate::state::{IngestState, ReadState};
 use crate::store::Store;
 
 /// Listeners bound before serving, so that callers (and tests) can bind port 0 and learn the address.
@@ -36,6 +44,8 @@ impl Listeners {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     args.validate()?;
     let mut shutdown = Box::pin(shutdown_signal()?);
+    // First: whatever happens from here on is counted.
+    let metrics = Metrics::new().context("cannot set up the metrics exporter")?;
     // Opening can wait long (another replica migrating holds the lock): a signal meanwhile stops it.
     let store_config = args.store.store_config()?;
     let store = tokio::select! {
@@ -45,8 +55,7 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
             return Ok(());
         }
     };
-    let stream = args.stream_config();
-    let listeners = Listeners::bind(args.grpc_addr, args.http_addr).await?;
+    let listeners = Listeners::bind(args.listen.grpc_addr, args.listen.http_addr).await?;
     let (grpc, http) = (listeners.grpc.local_addr()?, listeners.http.local_addr()?);
     // Printed on stdout for people and scripts alike (a port of 0 is resolved here).
     let mut out = std::io::stdout().lock();
@@ -54,68 +63,80 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     writeln!(out, "  OTLP gRPC  grpc://{grpc}")?;
     writeln!(out, "  OTLP HTTP  http://{http}  (hook endpoint, API)")?;
     writeln!(out, "  store      {}", store.describe())?;
-    if let Some(e) = args.export_config() {
+    if let Some(e) = args.export.config() {
         writeln!(out, "  export     {} ({:?})", e.endpoint, e.protocol)?;
     }
-    if let Some(s) = &stream {
-        let url = crate::stream::describe_redis_url(&s.url);
+    if let Some(s) = args.stream.config() {
+        let url = redis_stream::describe_redis_url(&s.url);
         writeln!(out, "  stream     redis://{url}  key {}", s.key)?;
     }
     out.flush()?;
     drop(out);
-    serve(args, store, listeners, shutdown).await
+    serve(args, metrics, store, listeners, shutdown).await
 }
 
-/// Serves until `shutdown` resolves, then shuts down in stages.
+/// Serves until `shutdown` resolves, then shuts down in stages. The listeners are bound and the store is open:
+/// tests call this in-process with listeners on port 0.
 pub async fn serve(
     args: ServeArgs,
+    metrics: Metrics,
     store: Store,
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let instruments = metrics.instruments();
+    let meter = metrics.meter();
+    store.register_gauges(meter);
+    let hub = Hub::start(args.live.heartbeat(), meter);
+
+    // The sinks, in the order each committed batch reaches them.
+    let mut sinks = Sinks::default();
     let mut pipeline_config = args.pipeline_config();
-    let (stream_status, publisher) = match args.stream_config() {
+    sinks.push(
+        "prometheus",
+        Arc::new(PrometheusSink::new(instruments.clone())),
+    );
+    let (stream_status, publisher, follower) = match args.stream.config() {
         Some(config) => {
-            let (feed, status, task) = crate::stream::start(store.clone(), config);
-            pipeline_config.feed = Some(feed);
-            (Some(status), Some(task))
+            let (sink, status, task) =
+                redis_stream::start(store.clone(), config.clone(), instruments.clone(), meter);
+            pipeline_config.outbox_owner = Some(sink.owner().to_string());
+            sinks.push("redis_stream", Arc::new(sink));
+            // Every replica's clients see every replica's events: the hub reads the shared stream.
+            let follower = tokio::spawn(live::follow_redis(hub.clone(), config.url, config.key));
+            (Some(status), Some(task), Some(follower))
         }
-        None => (None, None),
-    };
-    let (export_stats, exporter) = match args.export_config() {
-        Some(config) => {
-            let (feed, stats, task) =
-                crate::export::start(config).context("cannot set up the OTLP exporter")?;
-            pipeline_config.export = Some(feed);
-            (Some(stats), Some(task))
-        }
-        None => (None, None),
-    };
-    let hub = crate::live::Hub::start(std::time::Duration::from_secs(
-        args.live_heartbeat_secs.max(1),
-    ));
-    let follower = match args.stream_config() {
-        // Every replica's clients see every replica's events: the hub reads the shared stream.
-        Some(config) => Some(tokio::spawn(crate::live::follow_redis(
-            hub.clone(),
-            config.url,
-            config.key,
-        ))),
         None => {
-            pipeline_config.live = Some(hub.clone());
-            None
+            sinks.push("live", Arc::new(hub.clone()));
+            (None, None, None)
         }
     };
-    let (pipeline, committer) = Pipeline::start(store.clone(), pipeline_config);
-    let retention = args.retention.map(|age| {
+    let exporter = match args.export.config() {
+        Some(config) => {
+            let (sink, task) =
+                otlp_export::start(config, meter).context("cannot set up the OTLP exporter")?;
+            sinks.push("otlp_export", Arc::new(sink));
+            Some(task)
+        }
+        None => None,
+    };
+    tracing::debug!(sinks = ?sinks.names(), "sinks");
+    let (pipeline, committer) =
+        Pipeline::start(store.clone(), pipeline_config, sinks, instruments.clone());
+    pipeline.register_gauges(meter);
+
+    let retention = args.retention.age.map(|age| {
         tokio::spawn(crate::store::retention::run(
             store.clone(),
             age,
-            args.retention_interval,
+            args.retention.interval,
         ))
     });
+    let sessions_count = tokio::spawn(count_active_sessions(
+        store.clone(),
+        instruments.sessions_active.clone(),
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
-    let stopping = stop_rx.clone();
     let stopped = move || {
         let mut rx = stop_rx.clone();
         async move {
@@ -123,54 +144,35 @@ pub async fn serve(
         }
     };
 
-    let tokens = args.tokens();
-    let inflight = crate::receiver::InflightBudget::new(args.max_inflight_bytes);
-    let grpc = tokio::spawn(otlp_grpc::serve(
-        listeners.grpc,
-        pipeline.clone(),
-        tokens.clone(),
-        inflight.clone(),
-        args.limits(),
-        otlp_grpc::GrpcBounds {
-            max_message_bytes: args.max_body_bytes,
-            request: std::time::Duration::from_secs(args.body_read_timeout_secs.max(1)),
-            max_connection_age: std::time::Duration::from_secs(
-                args.grpc_max_connection_age_secs.max(1),
-            ),
-            opening: std::time::Duration::from_secs(args.header_read_timeout_secs.max(1)),
-        },
-        stopped(),
-    ));
-    let metrics = crate::metrics::Metrics::new(crate::metrics::Sources {
-        stream: stream_status.clone(),
-        queue: Some(pipeline.queue_gauge()),
-        pool: Some(store.pool_gauge()),
-        hub: Some(hub.stats.clone()),
-        export: export_stats,
-    })?;
-    let sessions_count = crate::metrics::get().map(|m| {
-        tokio::spawn(count_active_sessions(
-            store.clone(),
-            m.sessions_active.clone(),
-        ))
-    });
-    let state = AppState {
-        stopping,
+    let tokens = args.auth.tokens();
+    let ingest = IngestState {
         pipeline,
+        store: store.clone(),
+        max_body_bytes: args.limits.max_body_bytes,
+        limits: args.limits.limits(),
+        inflight: InflightBudget::new(args.limits.max_inflight_bytes),
+        body_read_timeout: args.timeouts.body_read(),
+        instruments,
+        tokens: tokens.clone(),
+    };
+    let read = ReadState {
         store,
+        hub,
         stream: stream_status,
         metrics,
-        hub,
         tokens,
-        max_body_bytes: args.max_body_bytes,
-        limits: args.limits(),
-        inflight,
-        body_read_timeout: std::time::Duration::from_secs(args.body_read_timeout_secs.max(1)),
+        stopping: stop_tx.subscribe(),
     };
+    let grpc = tokio::spawn(otlp_grpc::serve(
+        listeners.grpc,
+        ingest.clone(),
+        args.grpc_bounds(),
+        stopped(),
+    ));
     let http = tokio::spawn(crate::http::serve(
         listeners.http,
-        router(state),
-        std::time::Duration::from_secs(args.header_read_timeout_secs.max(1)),
+        crate::http::router(ingest, read),
+        args.timeouts.header_read(),
         stopped(),
     ));
 
@@ -191,12 +193,16 @@ pub async fn serve(
             "in-flight requests did not finish in time; abandoning them"
         ),
     }
-    // The servers (and their pipeline handles) are gone: the committer drains what was queued, then ends.
+    // The servers (and their pipeline handles) are gone: the committer drains what was queued, then ends, and
+    // with it the sinks' handles.
     tokio::time::timeout(deadline, committer)
         .await
         .context("the pipeline did not drain in time")?
         .context("pipeline task")?;
-    for task in [retention, sessions_count, follower].into_iter().flatten() {
+    for task in [retention, Some(sessions_count), follower]
+        .into_iter()
+        .flatten()
+    {
         task.abort();
     }
     if let Some(task) = exporter
@@ -204,7 +210,7 @@ pub async fn serve(
     {
         tracing::warn!("the OTLP exporter did not finish in time");
     }
-    // With the committer gone the publisher sends what it was handed, then ends; the rest stays in the outbox.
+    // The publisher sends what it was handed, then ends; the rest stays in the outbox.
     if let Some(task) = publisher
         && tokio::time::timeout(deadline, task).await.is_err()
     {
@@ -218,8 +224,8 @@ pub async fn serve(
 
 /// Keeps `hivewatch_sessions_active` current: sessions seen in the last 30 minutes and not ended, counted in the
 /// store (so every replica reports the same number) every 15 s.
-async fn count_active_sessions(store: Store, gauge: std::sync::Arc<std::sync::atomic::AtomicI64>) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(15));
+async fn count_active_sessions(store: Store, gauge: Arc<std::sync::atomic::AtomicI64>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(15));
     loop {
         tick.tick().await;
         let since = chrono::Utc::now() - chrono::Duration::minutes(30);
@@ -233,7 +239,7 @@ async fn count_active_sessions(store: Store, gauge: std::sync::Arc<std::sync::at
 /// Listens for SIGTERM and SIGINT from the moment it is called, and resolves at the first of them. Called before
 /// anything is bound: a signal that arrives as soon as hivewatch answers must start the staged shutdown, never
 /// meet the default action (an immediate exit that would cut requests in flight).
-fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
+pub fn shutdown_signal() -> anyhow::Result<impl Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

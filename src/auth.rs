@@ -10,8 +10,6 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use sha2::{Digest, Sha256};
 
-use crate::http::AppState;
-
 /// The configured tokens, compared in constant time.
 #[derive(Clone, Default)]
 pub struct Tokens {
@@ -59,25 +57,29 @@ fn authorized(expected: &str, headers: &HeaderMap, query: Option<&str>) -> bool 
     }
     query
         .and_then(|q| q.split('&').find_map(|p| p.strip_prefix("access_token=")))
-        .is_some_and(|given| same_token(expected, &percent_decode(given)))
+        .is_some_and(|given| same_token(expected, &percent_decode(given, false)))
 }
 
-/// `%XX` escapes decoded (a `+` stays a `+`: tokens may hold one).
-fn percent_decode(s: &str) -> String {
+/// A query-string value with its `%XX` escapes decoded; with `plus_is_space`, `+` is a space (form encoding), else
+/// it stays a `+` (tokens may hold one).
+pub fn percent_decode(s: &str, plus_is_space: bool) -> String {
     let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'%'
-            && i + 2 < bytes.len()
-            && let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2]))
-        {
-            out.push(h * 16 + l);
-            i += 3;
-            continue;
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 3;
+                    continue;
+                }
+                _ => out.push(b'%'),
+            },
+            b'+' if plus_is_space => out.push(b' '),
+            b => out.push(b),
         }
-        out.push(bytes[i]);
         i += 1;
     }
     String::from_utf8_lossy(&out).into_owned()
@@ -93,15 +95,15 @@ fn unauthorized(side: &str, flag: &str) -> Response {
         .into_response()
 }
 
-pub async fn require_ingest(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match &state.tokens.ingest {
+pub async fn require_ingest(State(tokens): State<Tokens>, req: Request, next: Next) -> Response {
+    match &tokens.ingest {
         Some(t) if !authorized(t, req.headers(), None) => unauthorized("ingest", "--ingest-token"),
         _ => next.run(req).await,
     }
 }
 
-pub async fn require_read(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    match &state.tokens.read {
+pub async fn require_read(State(tokens): State<Tokens>, req: Request, next: Next) -> Response {
+    match &tokens.read {
         Some(t) if !authorized(t, req.headers(), req.uri().query()) => {
             unauthorized("reads", "--read-token")
         }
@@ -144,6 +146,7 @@ mod tests {
         assert_eq!(bearer("bearer  abc "), Some("abc"));
         assert_eq!(bearer("Basic abc"), None);
         assert_eq!(bearer("abc"), None);
-        assert_eq!(percent_decode("a%2Bb%3D%26+c"), "a+b=&+c");
+        assert_eq!(percent_decode("a%2Bb%3D%26+c", false), "a+b=&+c");
+        assert_eq!(percent_decode("a%2Bb+c%zz%4", true), "a+b c%zz%4");
     }
 }

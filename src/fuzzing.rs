@@ -61,7 +61,7 @@ static EXTRA: LazyLock<Regex> =
 
 /// `/metrics`, set up once per process as `serve` does, so that OTLP metrics reach the Claude Code totals.
 static METRICS: LazyLock<crate::metrics::Metrics> =
-    LazyLock::new(|| crate::metrics::Metrics::new(Default::default()).expect("metrics set up"));
+    LazyLock::new(|| crate::metrics::Metrics::new().expect("metrics set up"));
 
 /// OTLP/HTTP `/v1/traces` with a protobuf body (also what OTLP/gRPC decodes).
 pub fn otlp_traces_protobuf(data: &[u8]) {
@@ -189,8 +189,7 @@ fn otlp<S: Signal>(body: &[u8], json: bool) {
         normalized.first_error.is_some(),
         "a refusal has a message"
     );
-    LazyLock::force(&METRICS);
-    S::observe(&request);
+    S::observe(&request, &METRICS.instruments());
     let answer = S::response(normalized.rejected as i64, normalized.error_message());
     assert_eq!(S::rejected(&answer), normalized.rejected as i64);
     answer.encode_to_vec();
@@ -291,15 +290,15 @@ fn check_no_extra_match(v: &Value) {
 
 /// What `make_storable` promises: every back-end can hold the event.
 fn check_storable(ev: &AgentEvent) {
-    for s in [&ev.event_type, &ev.agent_id, &ev.source_app]
+    for s in [ev.event_type.as_str(), &ev.agent_id, &ev.source_app]
         .into_iter()
-        .chain(&ev.prompt_id)
-        .chain(&ev.tool_name)
-        .chain(&ev.tool_use_id)
+        .chain(ev.prompt_id.as_deref())
+        .chain(ev.tool_name.as_deref())
+        .chain(ev.tool_use_id.as_deref())
     {
         assert!(!s.contains('\0'), "a stored field keeps a NUL: {s:?}");
     }
-    assert!(ev.event_type.chars().count() <= MAX_EVENT_TYPE_CHARS);
+    assert!(ev.event_type.as_str().chars().count() <= MAX_EVENT_TYPE_CHARS);
     let latest: DateTime<Utc> = "9999-12-31T23:59:59Z".parse().expect("a valid time");
     assert!(
         (DateTime::<Utc>::UNIX_EPOCH..=latest).contains(&ev.created_at),

@@ -2,7 +2,7 @@ use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::Parser;
-use hivewatch::config::{Cli, Command, LogFormat};
+use hivewatch::cli::{Cli, Command, LogFormat};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {

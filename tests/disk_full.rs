@@ -601,7 +601,9 @@ async fn a_full_sqlite_volume_answers_503_and_recovers_when_space_returns() {
     // The store logs the episode once, however many requests it refused.
     let episode_logged = log
         .lines()
-        .filter(|l| l.contains(" ERROR hivewatch::store::sqlite: the SQLite volume is full"))
+        .filter(|l| {
+            l.contains(" ERROR hivewatch::store::sqlite") && l.contains("the SQLite volume is full")
+        })
         .count();
     assert_eq!(
         episode_logged, 1,

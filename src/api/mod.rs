@@ -1,24 +1,21 @@
 //! The read side: events with filters and cursor pagination, sessions, one session's timeline, health.
 
-pub mod live;
+pub mod dashboard;
 pub mod web;
 
 use axum::Json;
-use axum::body::Body;
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 use uuid::Uuid;
 
-use crate::http::{AppState, read_body};
 use crate::model::StoredEvent;
 use crate::model::sessions::SessionSummary;
 use crate::model::tool_calls::{ToolCall, pair_tool_calls};
-use crate::model::transcripts::TranscriptEntry;
-use crate::receiver::IngestError;
+use crate::state::ReadState;
 use crate::store::{EventQuery, MAX_LIMIT, SessionQuery, StoreError};
 
 /// Events a session timeline returns at most.
@@ -51,7 +48,7 @@ impl From<QueryRejection> for ApiError {
 }
 
 pub async fn events(
-    State(state): State<AppState>,
+    State(state): State<ReadState>,
     query: Result<Query<EventQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
@@ -59,7 +56,7 @@ pub async fn events(
 }
 
 pub async fn sessions(
-    State(state): State<AppState>,
+    State(state): State<ReadState>,
     query: Result<Query<SessionQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {
     let Query(query) = query?;
@@ -77,7 +74,7 @@ pub struct Timeline {
 }
 
 pub async fn session(
-    State(state): State<AppState>,
+    State(state): State<ReadState>,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = Uuid::parse_str(&id).map_err(|_| {
@@ -122,102 +119,11 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-pub async fn readyz(State(state): State<AppState>) -> Response {
+pub async fn readyz(State(state): State<ReadState>) -> Response {
     match state.store.ping().await {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => (StatusCode::SERVICE_UNAVAILABLE, e.to_string()).into_response(),
     }
-}
-
-/// `POST /api/v1/observability/transcripts`: `{"session_id", "agent_id", "entries": [transcript lines]}`.
-/// Entries without a `uuid` are skipped; entries already stored are not stored again.
-pub async fn add_transcript(
-    State(state): State<AppState>,
-    headers: HeaderMap,
-    body: Body,
-) -> Response {
-    let started = std::time::Instant::now();
-    let result = receive_transcript(&state, &headers, body).await;
-    crate::receiver::record_request("http", "transcripts", started, result.as_ref().map(|_| 0));
-    match result {
-        Ok(resp) => resp,
-        Err(e) => crate::receiver::hook_http::error_response(&e),
-    }
-}
-
-async fn receive_transcript(
-    state: &AppState,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Response, IngestError> {
-    let (bytes, _hold) = read_body(state, headers, body).await?;
-    let value: Value = serde_json::from_slice(&bytes)
-        .map_err(|e| IngestError::BadRequest(format!("body is not valid JSON: {e}")))?;
-    let text = |k: &str| {
-        value
-            .get(k)
-            .and_then(Value::as_str)
-            .filter(|s| !s.is_empty())
-    };
-    let session = text("session_id")
-        .ok_or_else(|| IngestError::BadRequest("transcript has no `session_id`".into()))?;
-    let session_id = crate::model::ids::session_uuid(session);
-    let agent_id = text("agent_id").unwrap_or("main").to_string();
-    // Both go into every entry.
-    state
-        .limits
-        .check_id("`agent_id`", &agent_id)
-        .map_err(IngestError::BadRequest)?;
-    let Some(lines) = value.get("entries").and_then(Value::as_array) else {
-        return Err(IngestError::BadRequest(
-            "`entries` must be an array of transcript lines".into(),
-        ));
-    };
-    let now = chrono::Utc::now();
-    let total = lines.len();
-    state
-        .limits
-        .check_items(total, "transcript entries")
-        .map_err(IngestError::TooLarge)?;
-    let mut errors = Vec::new();
-    let entries: Vec<TranscriptEntry> = lines
-        .iter()
-        .enumerate()
-        .filter_map(|(i, line)| {
-            if let Err(e) = state.limits.check_json(line) {
-                errors.push(format!("entry {i}: {e}"));
-                return None;
-            }
-            let mut line = line.clone();
-            state
-                .pipeline
-                .redact_settings()
-                .apply_transcript_line(&mut line);
-            TranscriptEntry::from_line(session_id, &agent_id, line, now)
-        })
-        .collect();
-    let accepted = entries.len();
-    if let Some(first) = errors.first() {
-        tracing::warn!(rejected = errors.len(), accepted, first = %first, "transcript entries refused");
-    }
-    let stored = state
-        .store
-        .add_transcript(entries)
-        .await
-        .map_err(|e| match e {
-            StoreError::Rejected(m) => {
-                IngestError::BadRequest(format!("the store refused these entries: {m}"))
-            }
-            e => IngestError::Unavailable(e.to_string()),
-        })?;
-    Ok(Json(json!({
-        "accepted": accepted,
-        "skipped": total - accepted - errors.len(),
-        "rejected": errors.len(),
-        "errors": errors,
-        "stored": stored,
-    }))
-    .into_response())
 }
 
 #[derive(Debug, Deserialize)]
@@ -227,7 +133,7 @@ pub struct TranscriptQuery {
 
 /// `GET /api/v1/observability/sessions/{id}/transcript`: the session's transcript entries, oldest first.
 pub async fn transcript(
-    State(state): State<AppState>,
+    State(state): State<ReadState>,
     Path(id): Path<String>,
     query: Result<Query<TranscriptQuery>, QueryRejection>,
 ) -> Result<Response, ApiError> {

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::install_hooks::LOCAL_SETTINGS;
+use crate::hook_client::claude_settings::LOCAL_SETTINGS;
 
 const INCLUDE_FILE: &str = ".worktreeinclude";
 /// The line naming the personal settings file, anchored at the root as gitignore patterns allow.

@@ -7,14 +7,14 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use super::DoctorArgs;
+use super::claude_settings::{
+    LOCAL_SETTINGS, SHARED_SETTINGS, is_guarded, our_registrations, read_settings,
+    registration_problem,
+};
 use super::config::{self, HookConfig};
 use super::settings::Settings;
 use super::spool::Spool;
 use super::transcripts::Transcripts;
-use crate::cli::install_hooks::{
-    LOCAL_SETTINGS, SHARED_SETTINGS, is_guarded, our_registrations, read_settings,
-    registration_problem,
-};
 use crate::model::hook_events::{self, HandlerKind};
 
 pub fn run(args: DoctorArgs) -> ExitCode {

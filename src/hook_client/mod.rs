@@ -21,6 +21,7 @@ macro_rules! say {
     }};
 }
 
+pub mod claude_settings;
 pub mod config;
 mod doctor;
 mod files;

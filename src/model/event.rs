@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::EventType;
 use super::ids::{SpanId, TraceId};
 
 /// Where an event came from.
@@ -121,7 +122,7 @@ pub struct AgentEvent {
     /// Idempotency key: a retried delivery of the same event stores nothing new.
     pub event_id: Uuid,
     /// The hook name as sent (unknown names kept verbatim), `span`, or the log's `event.name`.
-    pub event_type: String,
+    pub event_type: EventType,
     pub source: Source,
     pub session_id: Uuid,
     pub agent_id: String,
@@ -177,11 +178,7 @@ impl AgentEvent {
         }
         self.span_id = self.span_id.filter(|s| s.0 != [0; 8]);
         self.parent_span_id = self.parent_span_id.filter(|s| s.0 != [0; 8]);
-        for field in [
-            &mut self.event_type,
-            &mut self.agent_id,
-            &mut self.source_app,
-        ] {
+        for field in [&mut self.agent_id, &mut self.source_app] {
             strip_nul(field);
         }
         for field in [
@@ -199,8 +196,12 @@ impl AgentEvent {
         {
             strip_nul(field);
         }
-        if let Some((cut, _)) = self.event_type.char_indices().nth(MAX_EVENT_TYPE_CHARS) {
-            self.event_type.truncate(cut);
+        // Only a name hivewatch does not know can be long or hold a NUL.
+        if let EventType::Other(name) = &mut self.event_type {
+            strip_nul(name);
+            if let Some((cut, _)) = name.char_indices().nth(MAX_EVENT_TYPE_CHARS) {
+                name.truncate(cut);
+            }
         }
         strip_nul_json(&mut self.payload);
         let (min, max) = (
@@ -248,43 +249,6 @@ pub struct StoredEvent {
     pub event: AgentEvent,
 }
 
-pub fn is_tool_start(event_type: &str) -> bool {
-    event_type == "PreToolUse"
-}
-
-pub fn is_tool_finish(event_type: &str) -> bool {
-    matches!(event_type, "PostToolUse" | "PostToolUseFailure")
-}
-
-/// Event types with a label value of their own in metrics: every Claude Code hook event of the hook contract, the
-/// native log events below, and `span`. Anything else (a new hook, another sender's log names) is counted as
-/// `other`, so that labels stay bounded whatever arrives.
-pub const KNOWN_NATIVE_EVENT_TYPES: &[&str] = &[
-    "span",
-    "user_prompt",
-    "tool_result",
-    "tool_decision",
-    "api_request",
-    "api_error",
-    "api_retries_exhausted",
-    "api_refusal",
-    "assistant_response",
-    "compaction",
-    "hook_registered",
-    "hook_execution_start",
-    "hook_execution_complete",
-    "managed_settings_resolved",
-    "safety_event",
-    "plugin_loaded",
-    "skill_activated",
-    "subagent_completed",
-];
-
-pub fn known_event_type(event_type: &str) -> bool {
-    super::hook_events::lookup(event_type).is_some()
-        || KNOWN_NATIVE_EVENT_TYPES.contains(&event_type)
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
@@ -300,8 +264,11 @@ mod tests {
         .unwrap();
         ev.created_at = at;
         ev.make_storable();
-        assert_eq!(ev.event_type.chars().count(), super::MAX_EVENT_TYPE_CHARS);
-        assert!(!ev.event_type.contains('\0'));
+        assert_eq!(
+            ev.event_type.as_str().chars().count(),
+            super::MAX_EVENT_TYPE_CHARS
+        );
+        assert!(!ev.event_type.as_str().contains('\0'));
         assert_eq!(ev.payload["tool_response"]["out"], "ab");
         assert_eq!(ev.created_at, DateTime::<Utc>::UNIX_EPOCH);
         assert!(ev.latency_ms.is_none_or(|l| l <= i32::MAX as i64));
@@ -333,15 +300,5 @@ mod tests {
         ev.trace_id = TraceId([1; 16]);
         ev.make_storable();
         assert_eq!(ev.trace_id, TraceId([1; 16]));
-    }
-
-    #[test]
-    fn every_hook_event_install_hooks_registers_has_its_own_metric_label() {
-        for name in crate::model::hook_events::HOOK_EVENTS
-            .iter()
-            .map(|e| e.name)
-        {
-            assert!(super::known_event_type(name), "{name}");
-        }
     }
 }

@@ -7,6 +7,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::EventType;
 use super::event::{AgentEvent, Severity, Source, Status};
 use super::ids::{SpanId, TraceId, session_uuid};
 
@@ -62,6 +63,7 @@ pub fn normalize_hook(
         let event_type = required_str(&obj, "hook_event_name")?;
         (Source::Hook, event_type, obj, None)
     };
+    let event_type = EventType::from(event_type);
 
     // Envelope fields win over the inner payload; the sender's context wins over both.
     let field = |name: &'static str| -> Result<Option<String>, HookError> {
@@ -105,28 +107,30 @@ pub fn normalize_hook(
         })
         .unwrap_or_else(Uuid::now_v7);
 
-    let status = if event_type.ends_with("Failure") {
+    let status = if event_type.is_failure() {
         Status::Error
     } else {
         Status::Ok
     };
-    let severity = match event_type.as_str() {
+    let severity = match event_type {
         _ if status == Status::Error => Severity::Error,
-        "PermissionRequest" | "PermissionDenied" | "Interrupt" => Severity::Warn,
-        "Notification" => notification_severity(payload.get("notification_type")),
+        EventType::PermissionRequest | EventType::PermissionDenied | EventType::Interrupt => {
+            Severity::Warn
+        }
+        EventType::Notification => notification_severity(payload.get("notification_type")),
         _ => Severity::Info,
     };
-    let model = match event_type.as_str() {
+    let model = match event_type {
         // A switch's new model; a PreModelSwitch names one that may still be refused.
-        "PostModelSwitch" => payload.get("to_model"),
-        "PreModelSwitch" => None,
+        EventType::PostModelSwitch => payload.get("to_model"),
+        EventType::PreModelSwitch => None,
         _ => payload.get("model"),
     }
     .and_then(Value::as_str)
     .filter(|m| !m.is_empty())
     .map(str::to_string);
     let mcp_server = mcp_server_of(payload.get("mcp_server"), tool_name.as_deref());
-    let latency_ms = if super::event::is_tool_finish(&event_type) {
+    let latency_ms = if event_type.is_tool_finish() {
         payload.get("duration_ms").and_then(Value::as_i64)
     } else {
         None
@@ -136,12 +140,14 @@ pub fn normalize_hook(
     let session_span = SpanId::derived("session", &session_id.to_string());
     let turn_span = prompt_id.as_deref().map(|p| SpanId::derived("turn", p));
     let agent_span = (agent_id != "main").then(|| SpanId::derived("agent", &agent_id));
-    let (span_id, parent_span_id) = match event_type.as_str() {
-        "SessionStart" | "SessionEnd" => (Some(session_span), None),
-        "UserPromptSubmit" | "Stop" | "StopFailure" if turn_span.is_some() => {
+    let (span_id, parent_span_id) = match event_type {
+        EventType::SessionStart | EventType::SessionEnd => (Some(session_span), None),
+        EventType::UserPromptSubmit | EventType::Stop | EventType::StopFailure
+            if turn_span.is_some() =>
+        {
             (turn_span, Some(session_span))
         }
-        "SubagentStart" | "SubagentStop" if agent_span.is_some() => {
+        EventType::SubagentStart | EventType::SubagentStop if agent_span.is_some() => {
             (agent_span, Some(turn_span.unwrap_or(session_span)))
         }
         _ => {
@@ -399,7 +405,7 @@ mod tests {
                               "tool_use_id": "sk1", "prompt_id": "p"}),
         );
         assert_eq!(skill.span_id, Some(SpanId::derived("tool", "sk1")));
-        assert!(!crate::model::event::is_tool_start(&skill.event_type));
+        assert!(!skill.event_type.is_tool_start());
         let failure =
             ev(json!({"session_id": "s", "hook_event_name": "StopFailure", "error": "rate_limit"}));
         assert_eq!(failure.status, Status::Error);

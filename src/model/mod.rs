@@ -1,6 +1,7 @@
 //! The event model and the pure functions that produce it: no I/O, no tokio.
 
 pub mod event;
+pub mod event_type;
 pub mod hook;
 pub mod hook_events;
 pub mod ids;
@@ -14,4 +15,5 @@ pub mod transcripts;
 pub mod vcs;
 
 pub use event::{AgentEvent, Severity, Source, Status, StoredEvent};
+pub use event_type::EventType;
 pub use ids::{SpanId, TraceId};

@@ -17,6 +17,7 @@ use prost::Message;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::EventType;
 use super::event::{AgentEvent, Severity, Source, Status};
 use super::ids::{IdError, SpanId, TraceId, content_uuid, session_uuid};
 use super::limits::Limits;
@@ -192,38 +193,85 @@ fn shown(name: &str) -> String {
     format!("{:?}...", &name[..cut])
 }
 
-pub fn normalize_traces(
-    req: &ExportTraceServiceRequest,
+/// The walk both signals share: every item of every scope of every resource (`parts` and `items` say where
+/// they are in the request), each refused alone when its resource or scope is over a limit (they are copied into
+/// it), else turned into an event by `item`; `label` names an item in a refusal.
+fn walk<'a, R, S: 'a, T: 'a>(
     limits: &Limits,
-    now: DateTime<Utc>,
+    resources: &'a [R],
+    parts: impl Fn(&'a R) -> (Option<&'a Resource>, &'a [S]),
+    items: impl Fn(&'a S) -> (Option<&'a InstrumentationScope>, &'a [T]),
+    mut item: impl FnMut(&T, &ResourceInfo, Option<&Value>) -> Result<AgentEvent, String>,
+    label: impl Fn(usize, &T) -> String,
 ) -> Normalized {
     let mut out = Normalized::default();
-    for rs in &req.resource_spans {
-        let res = ResourceInfo::of(rs.resource.as_ref());
-        let items = rs.scope_spans.iter().map(|ss| ss.spans.len()).sum();
-        let res_problem = resource_problem(limits, rs.resource.as_ref(), &res, items);
-        for ss in &rs.scope_spans {
+    for r in resources {
+        let (resource, scopes) = parts(r);
+        let res = ResourceInfo::of(resource);
+        let count = scopes.iter().map(|s| items(s).1.len()).sum();
+        let res_problem = resource_problem(limits, resource, &res, count);
+        for s in scopes {
+            let (scope, list) = items(s);
             let problem = res_problem
                 .clone()
-                .or_else(|| scope_problem(limits, ss.scope.as_ref(), ss.spans.len()));
-            let scope = ss.scope.as_ref().map(|s| scope_json(&s.name, &s.version));
-            for span in &ss.spans {
+                .or_else(|| scope_problem(limits, scope, list.len()));
+            let scope = scope.map(|s| scope_json(&s.name, &s.version));
+            for it in list {
                 let index = out.total;
                 out.total += 1;
-                let checked = match &problem {
+                let result = match &problem {
                     Some(p) => Err(p.clone()),
-                    None => span_limits(limits, span).map_err(|e| e.to_string()),
+                    None => item(it, &res, scope.as_ref()),
                 };
-                match checked.and_then(|()| {
-                    span_event(span, &res, scope.as_ref(), now).map_err(|e| e.to_string())
-                }) {
+                match result {
                     Ok(ev) => out.events.push(ev),
-                    Err(e) => out.reject(format!("span {index} ({}): {e}", shown(&span.name))),
+                    Err(e) => out.reject(format!("{}: {e}", label(index, it))),
                 }
             }
         }
     }
     out
+}
+
+pub fn normalize_traces(
+    req: &ExportTraceServiceRequest,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Normalized {
+    walk(
+        limits,
+        &req.resource_spans,
+        |rs| (rs.resource.as_ref(), &rs.scope_spans),
+        |ss| (ss.scope.as_ref(), &ss.spans),
+        |span, res, scope| {
+            span_limits(limits, span).map_err(|e| e.to_string())?;
+            span_event(span, res, scope, now).map_err(|e| e.to_string())
+        },
+        |index, span| format!("span {index} ({})", shown(&span.name)),
+    )
+}
+
+pub fn normalize_logs(
+    req: &ExportLogsServiceRequest,
+    limits: &Limits,
+    now: DateTime<Utc>,
+) -> Normalized {
+    let mut encoded = Vec::new();
+    walk(
+        limits,
+        &req.resource_logs,
+        |rl| (rl.resource.as_ref(), &rl.scope_logs),
+        |sl| (sl.scope.as_ref(), &sl.log_records),
+        |record, res, scope| {
+            log_limits(limits, record).map_err(|e| e.to_string())?;
+            encoded.clear();
+            record
+                .encode(&mut encoded)
+                .expect("encoding into a Vec cannot fail");
+            log_event(record, &encoded, res, scope, now).map_err(|e| e.to_string())
+        },
+        |index, _| format!("log record {index}"),
+    )
 }
 
 fn span_limits(limits: &Limits, span: &Span) -> Result<(), super::limits::LimitError> {
@@ -338,7 +386,7 @@ fn span_event(
     );
     Ok(AgentEvent {
         event_id,
-        event_type: "span".into(),
+        event_type: EventType::Span,
         source: Source::OtlpSpan,
         session_id: lifted.session_id,
         agent_id: lifted.agent_id,
@@ -365,47 +413,6 @@ fn span_event(
         received_at: now,
         payload: Value::Object(payload),
     })
-}
-
-pub fn normalize_logs(
-    req: &ExportLogsServiceRequest,
-    limits: &Limits,
-    now: DateTime<Utc>,
-) -> Normalized {
-    let mut out = Normalized::default();
-    let mut encoded = Vec::new();
-    for rl in &req.resource_logs {
-        let res = ResourceInfo::of(rl.resource.as_ref());
-        let items = rl.scope_logs.iter().map(|sl| sl.log_records.len()).sum();
-        let res_problem = resource_problem(limits, rl.resource.as_ref(), &res, items);
-        for sl in &rl.scope_logs {
-            let problem = res_problem
-                .clone()
-                .or_else(|| scope_problem(limits, sl.scope.as_ref(), sl.log_records.len()));
-            let scope = sl.scope.as_ref().map(|s| scope_json(&s.name, &s.version));
-            for record in &sl.log_records {
-                let index = out.total;
-                out.total += 1;
-                let checked = match &problem {
-                    Some(p) => Err(p.clone()),
-                    None => log_limits(limits, record).map_err(|e| e.to_string()),
-                };
-                if let Err(e) = checked {
-                    out.reject(format!("log record {index}: {e}"));
-                    continue;
-                }
-                encoded.clear();
-                record
-                    .encode(&mut encoded)
-                    .expect("encoding into a Vec cannot fail");
-                match log_event(record, &encoded, &res, scope.as_ref(), now) {
-                    Ok(ev) => out.events.push(ev),
-                    Err(e) => out.reject(format!("log record {index}: {e}")),
-                }
-            }
-        }
-    }
-    out
 }
 
 /// Spans in a request, before any is decoded further.
@@ -448,7 +455,11 @@ fn log_event(
     let severity = Severity::from_otlp_number(record.severity_number)
         .or_else(|| Severity::parse(&record.severity_text))
         .unwrap_or(Severity::Info);
-    let failed = lifted.failed || severity >= Severity::Error || event_type.ends_with("api_error");
+    let event_type = EventType::from(event_type);
+    let failed = lifted.failed
+        || severity >= Severity::Error
+        || event_type == EventType::ApiError
+        || event_type.as_str().ends_with("api_error");
     let severity = if failed {
         severity.max(Severity::Error)
     } else {

@@ -8,9 +8,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
-use super::event::is_tool_finish;
 use super::time::micros;
-use super::{AgentEvent, Status};
+use super::{AgentEvent, EventType, Status};
 
 /// One session as the sessions list shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,6 +22,13 @@ pub struct SessionSummary {
     pub model: Option<String>,
     /// `active` until a SessionEnd, then `ended` (a later SessionStart makes it `active` again).
     pub status: String,
+    #[serde(flatten)]
+    pub totals: SessionTotals,
+}
+
+/// What a session adds up: in its row, and in what one batch adds to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SessionTotals {
     pub event_count: i64,
     /// Finished tool calls (named `tool_call_count` so that it never clashes with a timeline's `tool_calls`).
     #[serde(rename = "tool_call_count")]
@@ -45,13 +51,7 @@ pub struct SessionDelta {
     pub model: Option<String>,
     /// The latest lifecycle change in the batch: (`active`|`ended`, time).
     pub status: Option<(&'static str, i64)>,
-    pub event_count: i64,
-    pub tool_calls: i64,
-    pub tool_failures: i64,
-    pub error_count: i64,
-    pub input_tokens: i64,
-    pub output_tokens: i64,
-    pub cost_usd: f64,
+    pub totals: SessionTotals,
 }
 
 /// Folds newly inserted events into one delta per session: the per-batch half of keeping sessions current.
@@ -69,24 +69,18 @@ pub fn session_deltas<'a>(events: impl IntoIterator<Item = &'a AgentEvent>) -> V
                 cwd: None,
                 model: None,
                 status: None,
-                event_count: 0,
-                tool_calls: 0,
-                tool_failures: 0,
-                error_count: 0,
-                input_tokens: 0,
-                output_tokens: 0,
-                cost_usd: 0.0,
+                totals: SessionTotals::default(),
             });
         d.first_seen = d.first_seen.min(t);
         d.last_seen = d.last_seen.max(t);
-        d.event_count += 1;
+        d.totals.event_count += 1;
         if ev.status == Status::Error {
-            d.error_count += 1;
+            d.totals.error_count += 1;
         }
-        if is_tool_finish(&ev.event_type) {
-            d.tool_calls += 1;
+        if ev.event_type.is_tool_finish() {
+            d.totals.tool_calls += 1;
             if ev.status == Status::Error {
-                d.tool_failures += 1;
+                d.totals.tool_failures += 1;
             }
         }
         let p = &ev.payload;
@@ -98,18 +92,19 @@ pub fn session_deltas<'a>(events: impl IntoIterator<Item = &'a AgentEvent>) -> V
         if let Some(m) = &ev.model {
             d.model = Some(m.clone());
         }
-        if ev.event_type == "api_request"
+        if ev.event_type == EventType::ApiRequest
             && let Some(a) = attrs
         {
-            d.input_tokens = d.input_tokens.saturating_add(tokens(a.get("input_tokens")));
-            d.output_tokens = d
+            let t = &mut d.totals;
+            t.input_tokens = t.input_tokens.saturating_add(tokens(a.get("input_tokens")));
+            t.output_tokens = t
                 .output_tokens
                 .saturating_add(tokens(a.get("output_tokens")));
-            d.cost_usd += cost(a.get("cost_usd"));
+            t.cost_usd += cost(a.get("cost_usd"));
         }
-        let lifecycle = match ev.event_type.as_str() {
-            "SessionStart" => Some("active"),
-            "SessionEnd" => Some("ended"),
+        let lifecycle = match ev.event_type {
+            EventType::SessionStart => Some("active"),
+            EventType::SessionEnd => Some("ended"),
             _ => None,
         };
         if let Some(state) = lifecycle
@@ -194,7 +189,12 @@ mod tests {
             (micros(t0), micros(t0 + Duration::seconds(9)))
         );
         assert_eq!(
-            (d.event_count, d.tool_calls, d.tool_failures, d.error_count),
+            (
+                d.totals.event_count,
+                d.totals.tool_calls,
+                d.totals.tool_failures,
+                d.totals.error_count
+            ),
             (4, 1, 1, 1)
         );
         assert_eq!(d.status, Some(("ended", micros(t0 + Duration::seconds(9)))));

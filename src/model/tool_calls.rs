@@ -12,14 +12,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::event::{is_tool_finish, is_tool_start};
 use super::{AgentEvent, SpanId, StoredEvent};
 
 /// Which half of a tool call an event is, with its `tool_use_id`; `None` for any other event.
 pub fn half_of(ev: &AgentEvent) -> Option<(Half, &str)> {
-    let half = if is_tool_start(&ev.event_type) {
+    let half = if ev.event_type.is_tool_start() {
         Half::Start
-    } else if is_tool_finish(&ev.event_type) {
+    } else if ev.event_type.is_tool_finish() {
         Half::Finish
     } else {
         return None;

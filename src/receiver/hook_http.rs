@@ -16,11 +16,11 @@ use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use super::IngestError;
-use crate::http::{AppState, read_body};
+use super::{IngestError, read_body};
 use crate::model::AgentEvent;
 use crate::model::hook::{HookContext, json_kind, normalize_hook};
 use crate::model::limits::Limits;
+use crate::state::IngestState;
 
 pub const EVENT_ID_HEADER: &str = "x-hivewatch-event-id";
 pub const TIME_HEADER: &str = "x-hivewatch-time";
@@ -33,23 +33,29 @@ pub fn error_response(err: &IngestError) -> Response {
     err.http_response(Json(json!({ "error": err.to_string() })))
 }
 
-pub async fn handler(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+pub async fn handler(State(state): State<IngestState>, headers: HeaderMap, body: Body) -> Response {
     let started = std::time::Instant::now();
     let result = receive(&state, &headers, body).await;
-    super::record_request("http", "hook", started, result.as_ref().map(|_| 0));
-    match result {
-        Ok(resp) => resp,
-        Err(e) => {
-            if let (IngestError::BadRequest(_), Some(m)) = (&e, crate::metrics::get()) {
-                m.rejected("hook", "invalid", 1);
-            }
-            error_response(&e)
-        }
+    if let Err(IngestError::BadRequest(_)) = &result {
+        state.instruments.rejected("hook", "invalid", 1);
     }
+    answer(&state, "hook", started, result)
+}
+
+/// A JSON endpoint's answer (hooks, transcripts), counted: the response, or the error as `{"error": …}`.
+pub fn answer(
+    state: &IngestState,
+    signal: &'static str,
+    started: std::time::Instant,
+    result: Result<Response, IngestError>,
+) -> Response {
+    let outcome = result.as_ref().map(|_| 0);
+    super::record_request(&state.instruments, "http", signal, started, outcome);
+    result.unwrap_or_else(|e| error_response(&e))
 }
 
 async fn receive(
-    state: &AppState,
+    state: &IngestState,
     headers: &HeaderMap,
     body: Body,
 ) -> Result<Response, IngestError> {
@@ -73,21 +79,21 @@ async fn receive(
     drop(bytes);
     match normalized {
         HookBody::One(event) => {
-            super::submit(&state.pipeline, vec![*event], "hook", hold).await?;
+            super::submit(&state.ingest(), vec![*event], "hook", hold).await?;
             // An empty body: Claude Code takes an http hook's answer for hook output, and for some events the
             // body itself (a PreCompact answer of `{}` would be appended to the compaction instructions).
             Ok(StatusCode::OK.into_response())
         }
         HookBody::Batch { events, errors } => {
             let accepted = events.len();
-            if let Some(m) = crate::metrics::get() {
-                m.rejected("hook", "invalid", errors.len() as u64);
-            }
+            state
+                .instruments
+                .rejected("hook", "invalid", errors.len() as u64);
             if let Some(first) = errors.first() {
                 // The sender (a spool flush, usually) reads only the status: say here what was refused.
                 tracing::warn!(rejected = errors.len(), accepted, first = %first, "hook batch items refused");
             }
-            super::submit(&state.pipeline, events, "hook", hold).await?;
+            super::submit(&state.ingest(), events, "hook", hold).await?;
             Ok(
                 Json(json!({ "accepted": accepted, "rejected": errors.len(), "errors": errors }))
                     .into_response(),

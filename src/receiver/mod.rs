@@ -1,9 +1,13 @@
 //! Protocols in, `AgentEvent`s out. Receivers decode and normalize, hand the events to the pipeline, and map the
 //! outcome to their protocol's answer; they never touch a sink.
 
+mod body;
 pub mod hook_http;
 pub mod otlp_grpc;
 pub mod otlp_http;
+pub mod transcripts;
+
+pub use body::read_body;
 
 use axum::response::IntoResponse;
 use chrono::{DateTime, Utc};
@@ -18,6 +22,8 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use prost::Message;
 
+use crate::inflight::{InflightHold, OverBudget};
+use crate::metrics::Instruments;
 use crate::model::limits::Limits;
 use crate::model::otlp::{
     Normalized, count_log_records, count_metric_points, count_spans, normalize_logs,
@@ -40,6 +46,12 @@ pub enum IngestError {
     /// The client took too long to send its request.
     #[error("{0}")]
     Timeout(String),
+}
+
+impl From<OverBudget> for IngestError {
+    fn from(e: OverBudget) -> Self {
+        IngestError::Unavailable(e.to_string())
+    }
 }
 
 impl From<SubmitError> for IngestError {
@@ -105,60 +117,6 @@ impl IngestError {
     }
 }
 
-/// Bytes of ingest requests held at once: bodies being read, decoded, and waiting for their commit. A request
-/// that would go over is answered 503 / UNAVAILABLE (retry shortly), so memory stays bounded under any load.
-#[derive(Clone)]
-pub struct InflightBudget {
-    kib: std::sync::Arc<tokio::sync::Semaphore>,
-    total_kib: usize,
-}
-
-/// A request's share of the budget, given back when dropped (when the request is answered).
-#[must_use]
-pub struct InflightHold(#[allow(dead_code)] Option<tokio::sync::OwnedSemaphorePermit>);
-
-impl InflightHold {
-    /// No share (events that did not come in over the wire).
-    pub fn none() -> Self {
-        InflightHold(None)
-    }
-}
-
-impl InflightBudget {
-    pub fn new(bytes: usize) -> Self {
-        let total_kib = bytes
-            .div_ceil(1024)
-            .clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
-        InflightBudget {
-            kib: std::sync::Arc::new(tokio::sync::Semaphore::new(total_kib)),
-            total_kib,
-        }
-    }
-
-    /// Takes `bytes` of the budget, or says that hivewatch holds too much already.
-    pub fn hold(&self, bytes: usize) -> Result<InflightHold, IngestError> {
-        let kib = bytes.div_ceil(1024).clamp(1, self.total_kib);
-        let kib = u32::try_from(kib).unwrap_or(u32::MAX);
-        match self.kib.clone().try_acquire_many_owned(kib) {
-            Ok(permit) => Ok(InflightHold(Some(permit))),
-            Err(_) => Err(IngestError::Unavailable(format!(
-                "hivewatch already holds {} MiB of ingest requests (--max-inflight-bytes); retry shortly",
-                self.total_kib / 1024
-            ))),
-        }
-    }
-
-    /// Gives back all of `hold` beyond `bytes` (a body turned out smaller than the share taken for it).
-    pub fn shrink(hold: &mut InflightHold, bytes: usize) {
-        let keep = bytes.div_ceil(1024).max(1);
-        if let Some(permit) = hold.0.as_mut()
-            && permit.num_permits() > keep
-        {
-            drop(permit.split(permit.num_permits() - keep));
-        }
-    }
-}
-
 /// One OTLP signal: its request and response messages and how its items become events.
 pub trait Signal {
     type Request: prost::Message + Default + serde::de::DeserializeOwned + Send + 'static;
@@ -175,98 +133,101 @@ pub trait Signal {
     /// Items of an answered request refused through `partial_success`.
     fn rejected(resp: &Self::Response) -> i64;
     /// Anything the request feeds besides events (metrics feed `/metrics`).
-    fn observe(_req: &Self::Request) {}
+    fn observe(_req: &Self::Request, _instruments: &Instruments) {}
 }
 
 /// Records one answered ingest request in the metrics.
 pub fn record_request(
+    instruments: &Instruments,
     protocol: &'static str,
     signal: &'static str,
     started: std::time::Instant,
     result: Result<i64, &IngestError>,
 ) {
-    if let Some(m) = crate::metrics::get() {
-        let outcome = match result {
-            Ok(0) => "ok",
-            Ok(_) => "partial",
-            Err(e) => e.outcome(),
-        };
-        m.request(protocol, signal, outcome, started);
-    }
+    let outcome = match result {
+        Ok(0) => "ok",
+        Ok(_) => "partial",
+        Err(e) => e.outcome(),
+    };
+    instruments.request(protocol, signal, outcome, started);
+}
+
+/// A signal's `rejected` and `response`: its answer, the answer's partial-success part, and the field that
+/// counts refused items.
+macro_rules! answer {
+    ($response:ident, $partial:ident, $field:ident) => {
+        fn rejected(resp: &Self::Response) -> i64 {
+            resp.partial_success.as_ref().map_or(0, |p| p.$field)
+        }
+
+        fn response(rejected: i64, error_message: String) -> Self::Response {
+            $response {
+                partial_success: (rejected > 0).then_some($partial {
+                    $field: rejected,
+                    error_message,
+                }),
+            }
+        }
+    };
 }
 
 pub struct Traces;
 pub struct Logs;
 pub struct Metrics;
 
-impl Signal for Traces {
-    type Request = ExportTraceServiceRequest;
-    type Response = ExportTraceServiceResponse;
-    const PATH: &'static str = "/v1/traces";
-    const NAME: &'static str = "traces";
-    fn rejected(resp: &Self::Response) -> i64 {
-        resp.partial_success
-            .as_ref()
-            .map_or(0, |p| p.rejected_spans)
-    }
-    const ITEMS: &'static str = "spans";
-    fn count(req: &Self::Request) -> usize {
-        count_spans(req)
-    }
-    fn normalize(req: &Self::Request, limits: &Limits, now: DateTime<Utc>) -> Normalized {
-        normalize_traces(req, limits, now)
-    }
-    fn response(rejected: i64, error_message: String) -> Self::Response {
-        ExportTraceServiceResponse {
-            partial_success: (rejected > 0).then_some(ExportTracePartialSuccess {
-                rejected_spans: rejected,
-                error_message,
-            }),
+/// A signal whose items become events: traces and logs.
+macro_rules! event_signal {
+    ($signal:ident, $request:ident, $response:ident, $partial:ident, $field:ident,
+     path = $path:literal, name = $name:literal, items = $items:literal, count = $count:path, normalize = $normalize:path) => {
+        impl Signal for $signal {
+            type Request = $request;
+            type Response = $response;
+            const PATH: &'static str = $path;
+            const NAME: &'static str = $name;
+            const ITEMS: &'static str = $items;
+            fn count(req: &Self::Request) -> usize {
+                $count(req)
+            }
+            fn normalize(req: &Self::Request, limits: &Limits, now: DateTime<Utc>) -> Normalized {
+                $normalize(req, limits, now)
+            }
+            answer!($response, $partial, $field);
         }
-    }
+    };
 }
 
-impl Signal for Logs {
-    type Request = ExportLogsServiceRequest;
-    type Response = ExportLogsServiceResponse;
-    const PATH: &'static str = "/v1/logs";
-    const NAME: &'static str = "logs";
-    fn rejected(resp: &Self::Response) -> i64 {
-        resp.partial_success
-            .as_ref()
-            .map_or(0, |p| p.rejected_log_records)
-    }
-    const ITEMS: &'static str = "log records";
-    fn count(req: &Self::Request) -> usize {
-        count_log_records(req)
-    }
-    fn normalize(req: &Self::Request, limits: &Limits, now: DateTime<Utc>) -> Normalized {
-        normalize_logs(req, limits, now)
-    }
-    fn response(rejected: i64, error_message: String) -> Self::Response {
-        ExportLogsServiceResponse {
-            partial_success: (rejected > 0).then_some(ExportLogsPartialSuccess {
-                rejected_log_records: rejected,
-                error_message,
-            }),
-        }
-    }
-}
+event_signal!(
+    Traces,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+    ExportTracePartialSuccess,
+    rejected_spans,
+    path = "/v1/traces",
+    name = "traces",
+    items = "spans",
+    count = count_spans,
+    normalize = normalize_traces
+);
+event_signal!(
+    Logs,
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+    ExportLogsPartialSuccess,
+    rejected_log_records,
+    path = "/v1/logs",
+    name = "logs",
+    items = "log records",
+    count = count_log_records,
+    normalize = normalize_logs
+);
 
 impl Signal for Metrics {
     type Request = ExportMetricsServiceRequest;
     type Response = ExportMetricsServiceResponse;
     const PATH: &'static str = "/v1/metrics";
     const NAME: &'static str = "metrics";
-    fn rejected(resp: &Self::Response) -> i64 {
-        resp.partial_success
-            .as_ref()
-            .map_or(0, |p| p.rejected_data_points)
-    }
-    fn observe(req: &Self::Request) {
-        if let Some(m) = crate::metrics::get() {
-            m.otlp_metrics(req);
-        }
+    fn observe(req: &Self::Request, instruments: &Instruments) {
+        instruments.otlp_metrics(req);
     }
     const ITEMS: &'static str = "metric data points";
     fn count(req: &Self::Request) -> usize {
@@ -279,14 +240,11 @@ impl Signal for Metrics {
             ..Default::default()
         }
     }
-    fn response(rejected: i64, error_message: String) -> Self::Response {
-        ExportMetricsServiceResponse {
-            partial_success: (rejected > 0).then_some(ExportMetricsPartialSuccess {
-                rejected_data_points: rejected,
-                error_message,
-            }),
-        }
-    }
+    answer!(
+        ExportMetricsServiceResponse,
+        ExportMetricsPartialSuccess,
+        rejected_data_points
+    );
 }
 
 /// Decodes an OTLP/HTTP body, protobuf or JSON.
@@ -324,32 +282,48 @@ pub fn normalize_request<S: Signal>(
     Ok(S::normalize(req, limits, now))
 }
 
+impl crate::state::IngestState {
+    /// What a receiver hands its events to.
+    pub fn ingest(&self) -> Ingest<'_> {
+        Ingest {
+            pipeline: &self.pipeline,
+            limits: &self.limits,
+            instruments: &self.instruments,
+        }
+    }
+}
+
+/// What an ingest request needs besides itself, whichever transport it came over.
+pub struct Ingest<'a> {
+    pub pipeline: &'a Pipeline,
+    pub limits: &'a Limits,
+    pub instruments: &'a Instruments,
+}
+
 /// The protocol-independent half of an OTLP export: check, normalize, commit, build the answer.
 pub async fn export<S: Signal>(
-    pipeline: &Pipeline,
-    limits: &Limits,
+    ingest: Ingest<'_>,
     req: S::Request,
     hold: InflightHold,
 ) -> Result<S::Response, IngestError> {
-    let normalized = normalize_request::<S>(&req, limits, Utc::now())?;
-    S::observe(&req);
+    let normalized = normalize_request::<S>(&req, ingest.limits, Utc::now())?;
+    S::observe(&req, ingest.instruments);
     drop(req);
-    submit_normalized(pipeline, normalized, S::NAME, hold)
+    submit_normalized(&ingest, normalized, S::NAME, hold)
         .await
         .map(|(rejected, msg)| S::response(rejected, msg))
 }
 
 /// Commits the good items; a request whose every item is bad is refused whole with the first problem.
 pub async fn submit_normalized(
-    pipeline: &Pipeline,
+    ingest: &Ingest<'_>,
     n: Normalized,
     signal: &'static str,
     hold: InflightHold,
 ) -> Result<(i64, String), IngestError> {
-    let metrics = crate::metrics::get();
-    if let Some(m) = metrics {
-        m.rejected(signal, "invalid", n.rejected as u64);
-    }
+    ingest
+        .instruments
+        .rejected(signal, "invalid", n.rejected as u64);
     if n.rejected > 0 && n.events.is_empty() {
         return Err(IngestError::BadRequest(n.error_message()));
     }
@@ -357,30 +331,29 @@ pub async fn submit_normalized(
     if n.rejected > 0 {
         tracing::warn!(rejected = n.rejected, accepted = n.events.len(), first = %message, "OTLP items refused");
     }
-    submit(pipeline, n.events, signal, hold).await?;
+    submit(ingest, n.events, signal, hold).await?;
     Ok((n.rejected as i64, message))
 }
 
 /// Hands events to the pipeline; those refused as unavailable are counted.
 pub async fn submit(
-    pipeline: &Pipeline,
+    ingest: &Ingest<'_>,
     events: Vec<crate::model::AgentEvent>,
     signal: &'static str,
     hold: InflightHold,
 ) -> Result<(), IngestError> {
     let n = events.len() as u64;
-    pipeline
+    ingest
+        .pipeline
         .submit(events, hold)
         .await
         .map(|_| ())
         .map_err(|e| {
-            if let Some(m) = crate::metrics::get() {
-                let reason = match e {
-                    SubmitError::Rejected(_) => "invalid",
-                    _ => "unavailable",
-                };
-                m.rejected(signal, reason, n);
-            }
+            let reason = match e {
+                SubmitError::Rejected(_) => "invalid",
+                _ => "unavailable",
+            };
+            ingest.instruments.rejected(signal, reason, n);
             e.into()
         })
 }

@@ -29,16 +29,12 @@ use tonic::codec::CompressionEncoding;
 use tonic::transport::server::Connected;
 use tonic::{Request, Response, Status};
 
-use super::{InflightBudget, Logs, Metrics, Signal, Traces, export};
-use crate::model::limits::Limits;
-use crate::pipeline::Pipeline;
+use super::{Logs, Metrics, Signal, Traces, export};
+use crate::state::IngestState;
 
 #[derive(Clone)]
 pub struct OtlpGrpc {
-    pipeline: Pipeline,
-    tokens: crate::auth::Tokens,
-    inflight: InflightBudget,
-    limits: Limits,
+    state: IngestState,
 }
 
 impl OtlpGrpc {
@@ -46,48 +42,59 @@ impl OtlpGrpc {
         &self,
         request: Request<S::Request>,
     ) -> Result<Response<S::Response>, Status> {
-        crate::auth::check_grpc(&self.tokens, request.metadata())?;
+        let state = &self.state;
+        crate::auth::check_grpc(&state.tokens, request.metadata())?;
         let started = std::time::Instant::now();
         let req = request.into_inner();
         // Decoded already (tonic reads the message before the call): the hold covers the wait for the commit.
-        let result = match self.inflight.hold(req.encoded_len()) {
-            Ok(hold) => export::<S>(&self.pipeline, &self.limits, req, hold).await,
-            Err(e) => Err(e),
+        let result = match state.inflight.hold(req.encoded_len()) {
+            Ok(hold) => export::<S>(state.ingest(), req, hold).await,
+            Err(e) => Err(e.into()),
         };
-        super::record_request("grpc", S::NAME, started, result.as_ref().map(S::rejected));
+        super::record_request(
+            &state.instruments,
+            "grpc",
+            S::NAME,
+            started,
+            result.as_ref().map(S::rejected),
+        );
         result.map(Response::new).map_err(|e| e.grpc_status())
     }
 }
 
-#[tonic::async_trait]
-impl TraceService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        self.handle::<Traces>(request).await
-    }
+/// One OTLP service: its trait, request, response and signal.
+macro_rules! service {
+    ($service:ident, $request:ident, $response:ident, $signal:ident) => {
+        #[tonic::async_trait]
+        impl $service for OtlpGrpc {
+            async fn export(
+                &self,
+                request: Request<$request>,
+            ) -> Result<Response<$response>, Status> {
+                self.handle::<$signal>(request).await
+            }
+        }
+    };
 }
 
-#[tonic::async_trait]
-impl LogsService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        self.handle::<Logs>(request).await
-    }
-}
-
-#[tonic::async_trait]
-impl MetricsService for OtlpGrpc {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        self.handle::<Metrics>(request).await
-    }
-}
+service!(
+    TraceService,
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+    Traces
+);
+service!(
+    LogsService,
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+    Logs
+);
+service!(
+    MetricsService,
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+    Metrics
+);
 
 /// How large a gRPC message and how long a call and a connection may be.
 #[derive(Debug, Clone, Copy)]
@@ -105,19 +112,11 @@ pub struct GrpcBounds {
 /// Serves the three OTLP services on `listener` until `shutdown` resolves, then finishes in-flight calls.
 pub async fn serve(
     listener: TcpListener,
-    pipeline: Pipeline,
-    tokens: crate::auth::Tokens,
-    inflight: InflightBudget,
-    limits: Limits,
+    state: IngestState,
     bounds: GrpcBounds,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), tonic::transport::Error> {
-    let svc = OtlpGrpc {
-        pipeline,
-        tokens,
-        inflight,
-        limits,
-    };
+    let svc = OtlpGrpc { state };
     macro_rules! configure {
         ($server:ident) => {
             $server::new(svc.clone())

@@ -7,8 +7,8 @@ use axum::http::{HeaderMap, header};
 use axum::response::{IntoResponse, Response};
 use prost::Message;
 
-use super::{IngestError, Signal, export};
-use crate::http::{AppState, read_body};
+use super::{IngestError, Signal, export, read_body};
+use crate::state::IngestState;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
@@ -77,7 +77,7 @@ pub fn error_response(encoding: Encoding, err: &IngestError) -> Response {
 }
 
 pub async fn handler<S: Signal>(
-    State(state): State<AppState>,
+    State(state): State<IngestState>,
     headers: HeaderMap,
     body: Body,
 ) -> Response {
@@ -85,12 +85,18 @@ pub async fn handler<S: Signal>(
     let encoding = match Encoding::from_headers(&headers) {
         Ok(e) => e,
         Err(e) => {
-            super::record_request("http", S::NAME, started, Err(&e));
+            super::record_request(&state.instruments, "http", S::NAME, started, Err(&e));
             return error_response(Encoding::Json, &e);
         }
     };
     let result = receive::<S>(&state, encoding, &headers, body).await;
-    super::record_request("http", S::NAME, started, result.as_ref().map(S::rejected));
+    super::record_request(
+        &state.instruments,
+        "http",
+        S::NAME,
+        started,
+        result.as_ref().map(S::rejected),
+    );
     match result {
         Ok(resp) => (
             [(header::CONTENT_TYPE, encoding.content_type())],
@@ -102,7 +108,7 @@ pub async fn handler<S: Signal>(
 }
 
 async fn receive<S: Signal>(
-    state: &AppState,
+    state: &IngestState,
     encoding: Encoding,
     headers: &HeaderMap,
     body: Body,
@@ -110,5 +116,5 @@ async fn receive<S: Signal>(
     let (bytes, hold) = read_body(state, headers, body).await?;
     let request = super::decode::<S>(&bytes, encoding == Encoding::Json)?;
     drop(bytes);
-    export::<S>(&state.pipeline, &state.limits, request, hold).await
+    export::<S>(state.ingest(), request, hold).await
 }

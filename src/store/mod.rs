@@ -11,6 +11,8 @@ mod query;
 pub mod outbox;
 mod postgres;
 pub mod retention;
+mod rows;
+mod schema;
 mod sqlite;
 
 use std::path::PathBuf;
@@ -89,6 +91,66 @@ pub struct CommitOutcome {
     pub duplicates: usize,
     /// The outbox row written with the batch, when the commit was asked to write one.
     pub outbox_seq: Option<i64>,
+}
+
+impl CommitOutcome {
+    /// The outcome of a commit from the batch's events and, for each, its row id when it was stored (none for a
+    /// duplicate): the stored ones get their commit time and, unless they carry their own, the latency their
+    /// tool call was paired with.
+    pub(crate) fn assemble(
+        events: Vec<AgentEvent>,
+        ids: impl IntoIterator<Item = Option<i64>>,
+        latencies: &std::collections::HashMap<i64, i64>,
+        received_at: DateTime<Utc>,
+        outbox_seq: Option<i64>,
+    ) -> CommitOutcome {
+        let mut out = CommitOutcome {
+            outbox_seq,
+            ..Default::default()
+        };
+        for (mut event, id) in events.into_iter().zip(ids) {
+            match id {
+                Some(id) => {
+                    event.received_at = received_at;
+                    if event.latency_ms.is_none() {
+                        event.latency_ms = latencies.get(&id).copied();
+                    }
+                    out.inserted.push(StoredEvent { id, event });
+                }
+                None => out.duplicates += 1,
+            }
+        }
+        out
+    }
+}
+
+/// The columns of a session row and what a batch's delta does to a stored one
+/// (`INSERT INTO sessions ({SESSION_COLUMNS}) … ON CONFLICT (session_id) DO UPDATE SET {session_upsert_set(…)}`),
+/// for both back-ends: `least` and `greatest` are their names for the smaller and larger of two values, `newer`
+/// the condition that the batch's lifecycle change is the latest.
+pub(crate) const SESSION_COLUMNS: &str = "session_id, source_app, first_seen, last_seen, cwd, model, status, \
+     status_at, event_count, tool_calls, tool_failures, error_count, input_tokens, output_tokens, cost_usd";
+
+pub(crate) fn session_upsert_set(least: &str, greatest: &str, newer: &str) -> String {
+    let sums = [
+        "event_count",
+        "tool_calls",
+        "tool_failures",
+        "error_count",
+        "input_tokens",
+        "output_tokens",
+        "cost_usd",
+    ]
+    .map(|c| format!("{c} = sessions.{c} + excluded.{c}"))
+    .join(", ");
+    format!(
+        "first_seen = {least}(sessions.first_seen, excluded.first_seen), \
+         last_seen = {greatest}(sessions.last_seen, excluded.last_seen), \
+         cwd = coalesce(sessions.cwd, excluded.cwd), \
+         model = coalesce(excluded.model, sessions.model), \
+         status = CASE WHEN {newer} THEN excluded.status ELSE sessions.status END, \
+         status_at = {greatest}(sessions.status_at, excluded.status_at), {sums}"
+    )
 }
 
 /// A failed commit, with the events back when they could be kept, so that the caller can commit them otherwise.
@@ -297,18 +359,21 @@ impl Store {
         }
     }
 
-    /// Connections in use and idle, read at scrape time.
-    pub fn pool_gauge(&self) -> std::sync::Arc<dyn Fn() -> (u64, u64) + Send + Sync> {
-        match self {
-            Store::Sqlite(s) => {
-                let s = s.clone();
-                std::sync::Arc::new(move || s.pool_state())
-            }
-            Store::Postgres(p) => {
-                let p = p.clone();
-                std::sync::Arc::new(move || p.pool_state())
-            }
-        }
+    /// Connections in use and idle on `/metrics` (`hivewatch_store_pool_connections`), read at scrape time.
+    pub fn register_gauges(&self, meter: &opentelemetry::metrics::Meter) {
+        let store = self.clone();
+        meter
+            .u64_observable_gauge("hivewatch_store_pool_connections")
+            .with_description("Store connections by state")
+            .with_callback(move |o| {
+                let (in_use, idle) = match &store {
+                    Store::Sqlite(s) => s.pool_state(),
+                    Store::Postgres(p) => p.pool_state(),
+                };
+                o.observe(in_use, &[opentelemetry::KeyValue::new("state", "in_use")]);
+                o.observe(idle, &[opentelemetry::KeyValue::new("state", "idle")]);
+            })
+            .build();
     }
 
     pub async fn ping(&self) -> Result<(), StoreError> {

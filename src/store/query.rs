@@ -64,14 +64,35 @@ macro_rules! filter_events {
     }};
 }
 
+/// The `sessions` query of a `SessionQuery` for either back-end, most recently active first: `$time` turns a
+/// `DateTime<Utc>` into the back-end's column value. The back-end's `sessions` table and `SessionRow` must be in
+/// scope.
+macro_rules! session_query {
+    ($q:expr, time = $time:expr) => {{
+        use sessions::dsl as s;
+        let q: &SessionQuery = $q;
+        let mut query = s::sessions.select(SessionRow::as_select()).into_boxed();
+        if let Some(v) = &q.source_app {
+            query = query.filter(s::source_app.eq(v.clone()));
+        }
+        if let Some(v) = &q.status {
+            query = query.filter(s::status.eq(v.clone()));
+        }
+        if let Some(t) = q.since {
+            query = query.filter(s::last_seen.ge($time(t)));
+        }
+        let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as i64;
+        query.order(s::last_seen.desc()).limit(limit)
+    }};
+}
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 use uuid::Uuid;
 
 use super::StoreError;
+use crate::model::StoredEvent;
 use crate::model::time::micros;
-use crate::model::{AgentEvent, Severity, Source, SpanId, Status, StoredEvent, TraceId};
 
 /// Filters of `GET /api/v1/observability/events`.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -117,17 +138,17 @@ pub struct EventPage {
 impl EventPage {
     /// A page from up to `limit + 1` rows in query order: the extra row only says that there is more.
     pub(super) fn from_rows(
-        rows: impl Iterator<Item = RawEvent>,
+        rows: impl Iterator<Item = Result<StoredEvent, StoreError>>,
         limit: usize,
     ) -> Result<EventPage, StoreError> {
         let mut events = Vec::with_capacity(limit);
         let mut more = false;
-        for raw in rows {
+        for row in rows {
             if events.len() == limit {
                 more = true;
                 break;
             }
-            events.push(raw.into_event()?);
+            events.push(row?);
         }
         let next_cursor = more
             .then(|| events.last())
@@ -146,77 +167,8 @@ impl EventPage {
     }
 }
 
-/// A stored event row as either back-end reads it, before its text columns are parsed back into the model.
-pub(super) struct RawEvent {
-    pub(super) id: i64,
-    pub(super) event_id: Uuid,
-    pub(super) event_type: String,
-    pub(super) source: String,
-    pub(super) session_id: Uuid,
-    pub(super) agent_id: String,
-    pub(super) source_app: String,
-    pub(super) prompt_id: Option<String>,
-    pub(super) tool_name: Option<String>,
-    pub(super) tool_use_id: Option<String>,
-    pub(super) trace_id: String,
-    pub(super) span_id: Option<String>,
-    pub(super) parent_span_id: Option<String>,
-    pub(super) status: String,
-    pub(super) severity: String,
-    pub(super) latency_ms: Option<i64>,
-    pub(super) created_at: DateTime<Utc>,
-    pub(super) received_at: DateTime<Utc>,
-    pub(super) payload: Value,
-    pub(super) model: Option<String>,
-    pub(super) mcp_server: Option<String>,
-    pub(super) repo: Option<String>,
-    pub(super) branch: Option<String>,
-    pub(super) commit_sha: Option<String>,
-}
-
 pub(super) fn corrupt(what: &str, value: &str) -> StoreError {
     StoreError::Internal(format!("stored {what} {value:?} does not parse"))
-}
-
-impl RawEvent {
-    pub(super) fn into_event(self) -> Result<StoredEvent, StoreError> {
-        let span = |s: Option<String>, field| {
-            s.map(|h| SpanId::parse_hex(field, &h).map_err(|_| corrupt(field, &h)))
-                .transpose()
-        };
-        Ok(StoredEvent {
-            id: self.id,
-            event: AgentEvent {
-                event_id: self.event_id,
-                source: Source::parse(&self.source)
-                    .ok_or_else(|| corrupt("source", &self.source))?,
-                session_id: self.session_id,
-                trace_id: TraceId::parse_hex("trace_id", &self.trace_id)
-                    .map_err(|_| corrupt("trace_id", &self.trace_id))?,
-                span_id: span(self.span_id, "span_id")?,
-                parent_span_id: span(self.parent_span_id, "parent_span_id")?,
-                status: Status::parse(&self.status)
-                    .ok_or_else(|| corrupt("status", &self.status))?,
-                severity: Severity::parse(&self.severity)
-                    .ok_or_else(|| corrupt("severity", &self.severity))?,
-                payload: self.payload,
-                event_type: self.event_type,
-                agent_id: self.agent_id,
-                source_app: self.source_app,
-                prompt_id: self.prompt_id,
-                tool_name: self.tool_name,
-                tool_use_id: self.tool_use_id,
-                latency_ms: self.latency_ms,
-                model: self.model,
-                mcp_server: self.mcp_server,
-                repo: self.repo,
-                branch: self.branch,
-                commit: self.commit_sha,
-                created_at: self.created_at,
-                received_at: self.received_at,
-            },
-        })
-    }
 }
 
 /// Position after the last event of a page: `(created_at µs, id)`, written as `"{µs}_{id}"`.

@@ -21,9 +21,9 @@ use diesel_async::{AsyncConnection, AsyncMigrationHarness, AsyncPgConnection, Ru
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::{CommitOutcome, StoreError};
+use crate::model::AgentEvent;
 use crate::model::sessions::session_deltas;
 use crate::model::tool_calls::ToolHalves;
-use crate::model::{AgentEvent, StoredEvent};
 use schema::event_outbox;
 use writes::{EventColumns, insert_events, pair_tools, upsert_sessions};
 
@@ -157,24 +157,19 @@ impl PgStore {
                 Err(e) => return Err((super::commit_error(e), events)),
             }
         };
-        let mut out = CommitOutcome {
-            outbox_seq,
-            ..Default::default()
-        };
         let mut ids = ids;
-        for (mut event, key) in events.into_iter().zip(columns.event_id) {
-            match ids.remove(&key) {
-                Some((id, _)) => {
-                    event.received_at = received_at;
-                    if event.latency_ms.is_none() {
-                        event.latency_ms = pairs.get(&id).copied();
-                    }
-                    out.inserted.push(StoredEvent { id, event });
-                }
-                None => out.duplicates += 1,
-            }
-        }
-        Ok(out)
+        let row_ids: Vec<Option<i64>> = columns
+            .event_id
+            .iter()
+            .map(|key| ids.remove(key).map(|(id, _)| id))
+            .collect();
+        Ok(CommitOutcome::assemble(
+            events,
+            row_ids,
+            &pairs,
+            received_at,
+            outbox_seq,
+        ))
     }
 
     pub fn pool_state(&self) -> (u64, u64) {

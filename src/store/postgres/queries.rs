@@ -9,7 +9,7 @@ use diesel::{
 use diesel_async::RunQueryDsl;
 use uuid::Uuid;
 
-use super::rows::{PgEventRow, PgSessionRow, PgTranscriptRow};
+use super::rows::{EventRow, PgTranscriptRow, SessionRow};
 use super::schema::{agent_events, chat_transcripts, sessions};
 use super::{PgStore, unavailable};
 use crate::model::StoredEvent;
@@ -23,7 +23,7 @@ impl PgStore {
     pub async fn events(&self, q: &EventQuery) -> Result<EventPage, StoreError> {
         use agent_events::dsl as e;
         let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as i64;
-        let mut query = e::agent_events.select(PgEventRow::as_select()).into_boxed();
+        let mut query = e::agent_events.select(EventRow::as_select()).into_boxed();
         filter_events!(
             query,
             q,
@@ -32,65 +32,49 @@ impl PgStore {
             micros = from_micros
         );
         let mut conn = self.conn().await?;
-        let rows: Vec<PgEventRow> = query
+        let rows: Vec<EventRow> = query
             .limit(limit + 1)
             .load(&mut conn)
             .await
             .map_err(unavailable)?;
-        EventPage::from_rows(rows.into_iter().map(PgEventRow::into_raw), limit as usize)
+        EventPage::from_rows(rows.into_iter().map(EventRow::into_event), limit as usize)
     }
 
     /// Events by id, in the order of `ids` (ids no longer stored are left out).
     pub async fn events_by_id(&self, ids: &[i64]) -> Result<Vec<StoredEvent>, StoreError> {
         use agent_events::dsl as e;
         let mut conn = self.conn().await?;
-        let rows: Vec<PgEventRow> = e::agent_events
+        let rows: Vec<EventRow> = e::agent_events
             .filter(e::id.eq_any(ids))
-            .select(PgEventRow::as_select())
+            .select(EventRow::as_select())
             .load(&mut conn)
             .await
             .map_err(unavailable)?;
-        let mut by_id: HashMap<i64, PgEventRow> = rows.into_iter().map(|r| (r.id, r)).collect();
+        let mut by_id: HashMap<i64, EventRow> = rows.into_iter().map(|r| (r.id, r)).collect();
         ids.iter()
             .filter_map(|id| by_id.remove(id))
-            .map(|r| r.into_raw().into_event())
+            .map(EventRow::into_event)
             .collect()
     }
 
     pub async fn sessions(&self, q: &SessionQuery) -> Result<Vec<SessionSummary>, StoreError> {
-        use sessions::dsl as s;
-        let mut query = s::sessions.select(PgSessionRow::as_select()).into_boxed();
-        if let Some(v) = &q.source_app {
-            query = query.filter(s::source_app.eq(v.clone()));
-        }
-        if let Some(v) = &q.status {
-            query = query.filter(s::status.eq(v.clone()));
-        }
-        if let Some(t) = q.since {
-            query = query.filter(s::last_seen.ge(t));
-        }
-        let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as i64;
+        let query = session_query!(q, time = |t: DateTime<Utc>| t);
         let mut conn = self.conn().await?;
-        let rows: Vec<PgSessionRow> = query
-            .order(s::last_seen.desc())
-            .limit(limit)
-            .load(&mut conn)
-            .await
-            .map_err(unavailable)?;
-        Ok(rows.into_iter().map(PgSessionRow::into_summary).collect())
+        let rows: Vec<SessionRow> = query.load(&mut conn).await.map_err(unavailable)?;
+        rows.into_iter().map(SessionRow::into_summary).collect()
     }
 
     pub async fn session(&self, id: Uuid) -> Result<Option<SessionSummary>, StoreError> {
         use sessions::dsl as s;
         let mut conn = self.conn().await?;
-        let row: Option<PgSessionRow> = s::sessions
+        let row: Option<SessionRow> = s::sessions
             .filter(s::session_id.eq(id))
-            .select(PgSessionRow::as_select())
+            .select(SessionRow::as_select())
             .first(&mut conn)
             .await
             .optional()
             .map_err(unavailable)?;
-        Ok(row.map(PgSessionRow::into_summary))
+        row.map(SessionRow::into_summary).transpose()
     }
 
     pub async fn transcript(

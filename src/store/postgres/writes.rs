@@ -174,7 +174,7 @@ impl EventColumns {
             |f: &dyn Fn(&AgentEvent) -> Option<String>| events.iter().map(f).collect::<Vec<_>>();
         EventColumns {
             event_id: events.iter().map(|e| e.event_id).collect(),
-            event_type: col(&|e| e.event_type.clone()),
+            event_type: col(&|e| e.event_type.as_str().to_string()),
             source: events.iter().map(|e| e.source.as_str()).collect(),
             session_id: events.iter().map(|e| e.session_id).collect(),
             agent_id: col(&|e| e.agent_id.clone()),
@@ -345,49 +345,61 @@ pub(super) async fn upsert_sessions(
     let col = |f: fn(&SessionDelta) -> i64| deltas.iter().map(f).collect::<Vec<_>>();
     let at =
         |f: fn(&SessionDelta) -> i64| deltas.iter().map(|d| from_micros(f(d))).collect::<Vec<_>>();
-    diesel::sql_query(
-        "INSERT INTO sessions (session_id, source_app, first_seen, last_seen, cwd, model, status, status_at, \
-           event_count, tool_calls, tool_failures, error_count, input_tokens, output_tokens, cost_usd) \
-         SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], \
-                              $6::text[], $7::text[], $8::timestamptz[], $9::int8[], $10::int8[], $11::int8[], \
-                              $12::int8[], $13::int8[], $14::int8[], $15::float8[]) \
-         ON CONFLICT (session_id) DO UPDATE SET \
-           first_seen = least(sessions.first_seen, excluded.first_seen), \
-           last_seen = greatest(sessions.last_seen, excluded.last_seen), \
-           cwd = coalesce(sessions.cwd, excluded.cwd), \
-           model = coalesce(excluded.model, sessions.model), \
-           status = CASE WHEN excluded.status_at IS NOT NULL \
-                          AND (sessions.status_at IS NULL OR excluded.status_at >= sessions.status_at) \
-                         THEN excluded.status ELSE sessions.status END, \
-           status_at = greatest(sessions.status_at, excluded.status_at), \
-           event_count = sessions.event_count + excluded.event_count, \
-           tool_calls = sessions.tool_calls + excluded.tool_calls, \
-           tool_failures = sessions.tool_failures + excluded.tool_failures, \
-           error_count = sessions.error_count + excluded.error_count, \
-           input_tokens = sessions.input_tokens + excluded.input_tokens, \
-           output_tokens = sessions.output_tokens + excluded.output_tokens, \
-           cost_usd = sessions.cost_usd + excluded.cost_usd",
-    )
-    .bind::<Array<SqlUuid>, _>(deltas.iter().map(|d| d.session_id).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(deltas.iter().map(|d| d.source_app.as_str()).collect::<Vec<_>>())
-    .bind::<Array<Timestamptz>, _>(at(|d| d.first_seen))
-    .bind::<Array<Timestamptz>, _>(at(|d| d.last_seen))
-    .bind::<Array<Nullable<Text>>, _>(deltas.iter().map(|d| d.cwd.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Nullable<Text>>, _>(deltas.iter().map(|d| d.model.as_deref()).collect::<Vec<_>>())
-    .bind::<Array<Text>, _>(
-        deltas.iter().map(|d| d.status.map_or("active", |s| s.0)).collect::<Vec<_>>(),
-    )
-    .bind::<Array<Nullable<Timestamptz>>, _>(
-        deltas.iter().map(|d| d.status.map(|s| from_micros(s.1))).collect::<Vec<_>>(),
-    )
-    .bind::<Array<BigInt>, _>(col(|d| d.event_count))
-    .bind::<Array<BigInt>, _>(col(|d| d.tool_calls))
-    .bind::<Array<BigInt>, _>(col(|d| d.tool_failures))
-    .bind::<Array<BigInt>, _>(col(|d| d.error_count))
-    .bind::<Array<BigInt>, _>(col(|d| d.input_tokens))
-    .bind::<Array<BigInt>, _>(col(|d| d.output_tokens))
-    .bind::<Array<Double>, _>(deltas.iter().map(|d| d.cost_usd).collect::<Vec<_>>())
-    .execute(conn)
-    .await
-    .map(|_| ())
+    static SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        format!(
+            "INSERT INTO sessions ({}) \
+             SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::timestamptz[], $5::text[], \
+                                  $6::text[], $7::text[], $8::timestamptz[], $9::int8[], $10::int8[], $11::int8[], \
+                                  $12::int8[], $13::int8[], $14::int8[], $15::float8[]) \
+             ON CONFLICT (session_id) DO UPDATE SET {}",
+            crate::store::SESSION_COLUMNS,
+            crate::store::session_upsert_set(
+                "least",
+                "greatest",
+                "excluded.status_at IS NOT NULL \
+                 AND (sessions.status_at IS NULL OR excluded.status_at >= sessions.status_at)"
+            )
+        )
+    });
+    diesel::sql_query(SQL.as_str())
+        .bind::<Array<SqlUuid>, _>(deltas.iter().map(|d| d.session_id).collect::<Vec<_>>())
+        .bind::<Array<Text>, _>(
+            deltas
+                .iter()
+                .map(|d| d.source_app.as_str())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Timestamptz>, _>(at(|d| d.first_seen))
+        .bind::<Array<Timestamptz>, _>(at(|d| d.last_seen))
+        .bind::<Array<Nullable<Text>>, _>(
+            deltas.iter().map(|d| d.cwd.as_deref()).collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Text>>, _>(
+            deltas
+                .iter()
+                .map(|d| d.model.as_deref())
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Text>, _>(
+            deltas
+                .iter()
+                .map(|d| d.status.map_or("active", |s| s.0))
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<Nullable<Timestamptz>>, _>(
+            deltas
+                .iter()
+                .map(|d| d.status.map(|s| from_micros(s.1)))
+                .collect::<Vec<_>>(),
+        )
+        .bind::<Array<BigInt>, _>(col(|d| d.totals.event_count))
+        .bind::<Array<BigInt>, _>(col(|d| d.totals.tool_calls))
+        .bind::<Array<BigInt>, _>(col(|d| d.totals.tool_failures))
+        .bind::<Array<BigInt>, _>(col(|d| d.totals.error_count))
+        .bind::<Array<BigInt>, _>(col(|d| d.totals.input_tokens))
+        .bind::<Array<BigInt>, _>(col(|d| d.totals.output_tokens))
+        .bind::<Array<Double>, _>(deltas.iter().map(|d| d.totals.cost_usd).collect::<Vec<_>>())
+        .execute(conn)
+        .await
+        .map(|_| ())
 }

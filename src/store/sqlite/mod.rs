@@ -20,9 +20,9 @@ use diesel::sqlite::SqliteConnection;
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use super::{CommitOutcome, SqliteSync, StoreError};
+use crate::model::AgentEvent;
 use crate::model::sessions::session_deltas;
 use crate::model::time::micros;
-use crate::model::{AgentEvent, StoredEvent};
 use rows::EventRowRef;
 use volume::FullVolume;
 use writes::{INSERT_CHUNK, insert_events, pair_tools, upsert_sessions};
@@ -242,23 +242,13 @@ impl SqliteStore {
             Ok(done) => done,
             Err(e) => return Err((e, events)),
         };
-        let mut out = CommitOutcome {
+        Ok(CommitOutcome::assemble(
+            events,
+            ids,
+            &latencies,
+            received_at,
             outbox_seq,
-            ..Default::default()
-        };
-        for (mut event, id) in events.into_iter().zip(ids) {
-            match id {
-                Some(id) => {
-                    event.received_at = received_at;
-                    if event.latency_ms.is_none() {
-                        event.latency_ms = latencies.get(&id).copied();
-                    }
-                    out.inserted.push(StoredEvent { id, event });
-                }
-                None => out.duplicates += 1,
-            }
-        }
-        Ok(out)
+        ))
     }
 
     /// Reader connections in use and idle; the writer counts as in use.

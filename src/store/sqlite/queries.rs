@@ -33,11 +33,7 @@ impl SqliteStore {
             .limit(limit + 1)
             .load(&mut conn)
             .map_err(unavailable)?;
-        let rows = rows
-            .into_iter()
-            .map(EventRow::into_raw)
-            .collect::<Result<Vec<_>, _>>()?;
-        EventPage::from_rows(rows.into_iter(), limit as usize)
+        EventPage::from_rows(rows.into_iter().map(EventRow::into_event), limit as usize)
     }
 
     pub fn events_by_id(&self, ids: &[i64]) -> Result<Vec<StoredEvent>, StoreError> {
@@ -54,27 +50,13 @@ impl SqliteStore {
         }
         ids.iter()
             .filter_map(|id| by_id.remove(id))
-            .map(|r| r.into_raw()?.into_event())
+            .map(EventRow::into_event)
             .collect()
     }
 
     pub fn sessions(&self, q: &SessionQuery) -> Result<Vec<SessionSummary>, StoreError> {
-        use sessions::dsl as s;
         let mut conn = self.reader()?;
-        let mut query = s::sessions.select(SessionRow::as_select()).into_boxed();
-        if let Some(v) = &q.source_app {
-            query = query.filter(s::source_app.eq(v.clone()));
-        }
-        if let Some(v) = &q.status {
-            query = query.filter(s::status.eq(v.clone()));
-        }
-        if let Some(t) = q.since {
-            query = query.filter(s::last_seen.ge(micros(t)));
-        }
-        let limit = q.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT) as i64;
-        let rows: Vec<SessionRow> = query
-            .order(s::last_seen.desc())
-            .limit(limit)
+        let rows: Vec<SessionRow> = session_query!(q, time = micros)
             .load(&mut conn)
             .map_err(unavailable)?;
         rows.into_iter().map(SessionRow::into_summary).collect()

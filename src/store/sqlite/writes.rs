@@ -280,23 +280,13 @@ pub(super) fn upsert_sessions(
     for chunk in deltas.chunks(UPSERT_CHUNK) {
         let rows = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ");
         let sql = format!(
-            "INSERT INTO sessions (session_id, source_app, first_seen, last_seen, cwd, model, status, status_at, \
-               event_count, tool_calls, tool_failures, error_count, input_tokens, output_tokens, cost_usd) \
-             VALUES {rows} \
-             ON CONFLICT (session_id) DO UPDATE SET \
-               first_seen = min(sessions.first_seen, excluded.first_seen), \
-               last_seen = max(sessions.last_seen, excluded.last_seen), \
-               cwd = coalesce(sessions.cwd, excluded.cwd), \
-               model = coalesce(excluded.model, sessions.model), \
-               status = CASE WHEN excluded.status_at >= sessions.status_at THEN excluded.status ELSE sessions.status END, \
-               status_at = max(sessions.status_at, excluded.status_at), \
-               event_count = sessions.event_count + excluded.event_count, \
-               tool_calls = sessions.tool_calls + excluded.tool_calls, \
-               tool_failures = sessions.tool_failures + excluded.tool_failures, \
-               error_count = sessions.error_count + excluded.error_count, \
-               input_tokens = sessions.input_tokens + excluded.input_tokens, \
-               output_tokens = sessions.output_tokens + excluded.output_tokens, \
-               cost_usd = sessions.cost_usd + excluded.cost_usd"
+            "INSERT INTO sessions ({}) VALUES {rows} ON CONFLICT (session_id) DO UPDATE SET {}",
+            crate::store::SESSION_COLUMNS,
+            crate::store::session_upsert_set(
+                "min",
+                "max",
+                "excluded.status_at >= sessions.status_at"
+            )
         );
         let mut query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
         for d in chunk {
@@ -310,13 +300,13 @@ pub(super) fn upsert_sessions(
                 .bind::<Nullable<Text>, _>(d.model.clone())
                 .bind::<Text, _>(status)
                 .bind::<BigInt, _>(status_at)
-                .bind::<BigInt, _>(d.event_count)
-                .bind::<BigInt, _>(d.tool_calls)
-                .bind::<BigInt, _>(d.tool_failures)
-                .bind::<BigInt, _>(d.error_count)
-                .bind::<BigInt, _>(d.input_tokens)
-                .bind::<BigInt, _>(d.output_tokens)
-                .bind::<Double, _>(d.cost_usd);
+                .bind::<BigInt, _>(d.totals.event_count)
+                .bind::<BigInt, _>(d.totals.tool_calls)
+                .bind::<BigInt, _>(d.totals.tool_failures)
+                .bind::<BigInt, _>(d.totals.error_count)
+                .bind::<BigInt, _>(d.totals.input_tokens)
+                .bind::<BigInt, _>(d.totals.output_tokens)
+                .bind::<Double, _>(d.totals.cost_usd);
         }
         query.execute(conn)?;
     }

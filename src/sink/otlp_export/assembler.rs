@@ -1,19 +1,11 @@
-//! OTLP export of the spans hivewatch assembles from hook events, through the opentelemetry-otlp exporter.
-//!
-//! Committed hook events are folded into spans with the design's deterministic ids (the model already computed
-//! each event's `span_id` and `parent_span_id`): a tool span per PostToolUse/PostToolUseFailure (start = its
-//! time minus `latency_ms`), a turn span per UserPromptSubmit → Stop, a subagent span per SubagentStart →
-//! SubagentStop, a session span per SessionStart → SessionEnd, or, when no SessionEnd comes, after the session has
-//! been idle for `session_idle`. Trace id = session id.
-//!
-//! Export never slows ingest: the committer hands batches over without waiting (a full queue drops them, counted),
-//! spans are batched (up to `BATCH` or every `FLUSH_EVERY`) and retried a few times with back-off, then dropped and
-//! counted.
+//! Hook events folded into spans, with the design's deterministic ids (the model already computed each event's
+//! `span_id` and `parent_span_id`): a tool span per PostToolUse/PostToolUseFailure (start = its time minus
+//! `latency_ms`), a turn span per UserPromptSubmit → Stop, a subagent span per SubagentStart → SubagentStop, a session
+//! span per SessionStart → SessionEnd, or, when no SessionEnd comes, after the session has been idle. Pure: no I/O,
+//! no clock but the `now` it is given.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
@@ -22,172 +14,16 @@ use opentelemetry::trace::{
     TraceState,
 };
 use opentelemetry::{InstrumentationScope, KeyValue};
-use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanExporter as _, SpanLinks};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use serde_json::Value;
-use tokio::sync::mpsc;
 use uuid::Uuid;
 
-use crate::model::{Source, SpanId, StoredEvent};
-
-/// Committed batches waiting for the assembler.
-const QUEUE: usize = 1024;
-/// Spans per export call.
-const BATCH: usize = 512;
-const FLUSH_EVERY: Duration = Duration::from_secs(1);
-const ATTEMPTS: u32 = 4;
-
-#[derive(Debug, Clone)]
-pub struct ExportConfig {
-    pub endpoint: String,
-    pub protocol: ExportProtocol,
-    /// A session with no event for this long gets its session span without a SessionEnd.
-    pub session_idle: Duration,
-    /// Also export the spans other senders sent (OTLP traces), with their own ids, names, times and attributes.
-    pub forward_spans: bool,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ExportProtocol {
-    /// OTLP/gRPC (the endpoint is `http://host:4317`).
-    Grpc,
-    /// OTLP/HTTP protobuf (the endpoint is the full `…/v1/traces` URL).
-    Http,
-}
-
-/// Counters for `/metrics`.
-#[derive(Debug, Default)]
-pub struct ExportStats {
-    pub exported: AtomicU64,
-    pub dropped: AtomicU64,
-    pub failures: AtomicU64,
-}
-
-/// The committer's handle: hands committed batches to the assembler without waiting.
-#[derive(Clone, Debug)]
-pub struct ExportFeed {
-    tx: mpsc::Sender<Arc<[StoredEvent]>>,
-    stats: Arc<ExportStats>,
-}
-
-impl ExportFeed {
-    pub fn send(&self, events: Arc<[StoredEvent]>) {
-        let n = events.len() as u64;
-        if self.tx.try_send(events).is_err() {
-            self.stats.dropped.fetch_add(n, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Builds the exporter and starts the assembler; fails on a configuration the exporter refuses.
-pub fn start(
-    config: ExportConfig,
-) -> anyhow::Result<(ExportFeed, Arc<ExportStats>, tokio::task::JoinHandle<()>)> {
-    let exporter = match config.protocol {
-        ExportProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(config.endpoint.clone())
-            .with_timeout(Duration::from_secs(10))
-            .build()?,
-        ExportProtocol::Http => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_endpoint(config.endpoint.clone())
-            .with_timeout(Duration::from_secs(10))
-            .build()?,
-    };
-    let mut exporter = exporter;
-    exporter.set_resource(
-        &Resource::builder_empty()
-            .with_attributes([
-                KeyValue::new("service.name", "hivewatch"),
-                KeyValue::new("service.version", env!("CARGO_PKG_VERSION")),
-            ])
-            .build(),
-    );
-    let (tx, rx) = mpsc::channel(QUEUE);
-    let stats = Arc::new(ExportStats::default());
-    let task = tokio::spawn(run(exporter, rx, config, stats.clone()));
-    Ok((
-        ExportFeed {
-            tx,
-            stats: stats.clone(),
-        },
-        stats,
-        task,
-    ))
-}
-
-async fn run(
-    exporter: opentelemetry_otlp::SpanExporter,
-    mut rx: mpsc::Receiver<Arc<[StoredEvent]>>,
-    config: ExportConfig,
-    stats: Arc<ExportStats>,
-) {
-    let mut assembler = Assembler {
-        forward_spans: config.forward_spans,
-        ..Default::default()
-    };
-    let mut pending: Vec<SpanData> = Vec::new();
-    let mut flush = tokio::time::interval(FLUSH_EVERY);
-    let mut sweep = tokio::time::interval(config.session_idle.min(Duration::from_secs(30)));
-    loop {
-        tokio::select! {
-            next = rx.recv() => match next {
-                Some(batch) => {
-                    for ev in batch.iter() {
-                        assembler.add(ev, &mut pending);
-                    }
-                }
-                None => break,
-            },
-            _ = flush.tick() => {}
-            _ = sweep.tick() => assembler.close_idle(Utc::now(), config.session_idle, &mut pending),
-        }
-        while pending.len() >= BATCH || (!pending.is_empty() && rx.is_empty()) {
-            let take = pending.len().min(BATCH);
-            let batch: Vec<SpanData> = pending.drain(..take).collect();
-            export_with_retry(&exporter, batch, &stats).await;
-        }
-    }
-    // Shutting down: what is finished goes out; open sessions are not closed early.
-    while !pending.is_empty() {
-        let take = pending.len().min(BATCH);
-        let batch: Vec<SpanData> = pending.drain(..take).collect();
-        export_with_retry(&exporter, batch, &stats).await;
-    }
-}
-
-async fn export_with_retry(
-    exporter: &opentelemetry_otlp::SpanExporter,
-    batch: Vec<SpanData>,
-    stats: &ExportStats,
-) {
-    let n = batch.len() as u64;
-    let mut delay = Duration::from_millis(200);
-    for attempt in 1..=ATTEMPTS {
-        match exporter.export(batch.clone()).await {
-            Ok(()) => {
-                stats.exported.fetch_add(n, Ordering::Relaxed);
-                return;
-            }
-            Err(e) => {
-                stats.failures.fetch_add(1, Ordering::Relaxed);
-                if attempt == ATTEMPTS {
-                    tracing::warn!(error = %e, spans = n, "OTLP export failed; spans dropped");
-                    stats.dropped.fetch_add(n, Ordering::Relaxed);
-                    return;
-                }
-                tokio::time::sleep(delay).await;
-                delay *= 2;
-            }
-        }
-    }
-}
+use crate::model::tool_calls::started_at;
+use crate::model::{EventType, Source, SpanId, StoredEvent};
 
 /// Open spans of the sessions this process has seen.
 #[derive(Default)]
-struct Assembler {
+pub(super) struct Assembler {
     sessions: HashMap<Uuid, SessionState>,
     forward_spans: bool,
 }
@@ -215,7 +51,15 @@ fn text<'a>(payload: &'a Value, key: &str) -> Option<&'a str> {
 }
 
 impl Assembler {
-    fn add(&mut self, se: &StoredEvent, out: &mut Vec<SpanData>) {
+    pub(super) fn new(forward_spans: bool) -> Assembler {
+        Assembler {
+            forward_spans,
+            ..Default::default()
+        }
+    }
+
+    /// Folds one committed event in; the spans it finishes go to `out`.
+    pub(super) fn add(&mut self, se: &StoredEvent, now: DateTime<Utc>, out: &mut Vec<SpanData>) {
         let ev = &se.event;
         if ev.source == Source::OtlpSpan && self.forward_spans {
             out.push(forwarded(se));
@@ -232,29 +76,26 @@ impl Assembler {
                 started: None,
                 first: ev.created_at,
                 last: ev.created_at,
-                seen: Utc::now(),
+                seen: now,
                 turns: HashMap::new(),
                 agents: HashMap::new(),
             });
         state.first = state.first.min(ev.created_at);
         state.last = state.last.max(ev.created_at);
-        state.seen = Utc::now();
+        state.seen = now;
         let at = ev.created_at;
-        match ev.event_type.as_str() {
-            "SessionStart" => state.started = Some(at),
-            "UserPromptSubmit" => {
+        match ev.event_type {
+            EventType::SessionStart => state.started = Some(at),
+            EventType::UserPromptSubmit => {
                 if let Some(p) = &ev.prompt_id {
                     state.turns.insert(p.clone(), at);
                 }
             }
-            "SubagentStart" => {
+            EventType::SubagentStart => {
                 state.agents.insert(ev.agent_id.clone(), at);
             }
-            "PostToolUse" | "PostToolUseFailure" => {
-                let start = ev
-                    .latency_ms
-                    .map(|ms| at - chrono::Duration::milliseconds(ms))
-                    .unwrap_or(at);
+            EventType::PostToolUse | EventType::PostToolUseFailure => {
+                let start = started_at(at, ev.latency_ms);
                 let tool = ev.tool_name.as_deref().unwrap_or("unknown");
                 let mut attrs = common_attributes(se, "execute_tool");
                 attrs.push(KeyValue::new("gen_ai.tool.name", tool.to_string()));
@@ -264,7 +105,7 @@ impl Assembler {
                 if let Some(ms) = ev.latency_ms {
                     attrs.push(KeyValue::new("hivewatch.latency_ms", ms));
                 }
-                let failed = ev.event_type == "PostToolUseFailure";
+                let failed = ev.event_type == EventType::PostToolUseFailure;
                 out.push(span(
                     se,
                     format!("execute_tool {tool}"),
@@ -274,15 +115,15 @@ impl Assembler {
                     failed,
                 ));
             }
-            "Stop" | "StopFailure" => {
+            EventType::Stop | EventType::StopFailure => {
                 if let Some(p) = &ev.prompt_id {
                     let start = state.turns.remove(p).unwrap_or(at);
                     let attrs = common_attributes(se, "invoke_agent");
-                    let failed = ev.event_type == "StopFailure";
+                    let failed = ev.event_type == EventType::StopFailure;
                     out.push(span(se, "turn".to_string(), start, at, attrs, failed));
                 }
             }
-            "SubagentStop" => {
+            EventType::SubagentStop => {
                 let start = state.agents.remove(&ev.agent_id).unwrap_or(at);
                 let agent_type = text(&ev.payload, "agent_type").unwrap_or("subagent");
                 let mut attrs = common_attributes(se, "invoke_agent");
@@ -296,7 +137,7 @@ impl Assembler {
                     false,
                 ));
             }
-            "SessionEnd" => {
+            EventType::SessionEnd => {
                 if let Some(state) = self.sessions.remove(&ev.session_id) {
                     out.push(session_span(ev.session_id, &state, at, Some(se)));
                 }
@@ -306,7 +147,12 @@ impl Assembler {
     }
 
     /// Closes sessions that have been quiet for `idle`: their session span ends at their last event.
-    fn close_idle(&mut self, now: DateTime<Utc>, idle: Duration, out: &mut Vec<SpanData>) {
+    pub(super) fn close_idle(
+        &mut self,
+        now: DateTime<Utc>,
+        idle: Duration,
+        out: &mut Vec<SpanData>,
+    ) {
         let idle = chrono::Duration::from_std(idle).unwrap_or(chrono::Duration::MAX);
         let quiet: Vec<Uuid> = self
             .sessions
@@ -506,5 +352,137 @@ fn build(
         instrumentation_scope: InstrumentationScope::builder("hivewatch")
             .with_version(env!("CARGO_PKG_VERSION"))
             .build(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::model::hook::{HookContext, normalize_hook};
+
+    const SESSION: &str = "0fbc6975-e498-4c0d-a2a2-497077c17a19";
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        DateTime::<Utc>::from_timestamp_millis(1_800_000_000_000 + ms).unwrap()
+    }
+
+    fn event(v: serde_json::Value, ms: i64) -> StoredEvent {
+        let ctx = HookContext {
+            created_at: Some(at(ms)),
+            ..Default::default()
+        };
+        let mut v = v;
+        v["session_id"] = json!(SESSION);
+        StoredEvent {
+            id: ms,
+            event: normalize_hook(v, &ctx, at(ms)).unwrap(),
+        }
+    }
+
+    fn run(events: &[StoredEvent]) -> (Assembler, Vec<SpanData>) {
+        let mut a = Assembler::new(false);
+        let mut out = Vec::new();
+        for e in events {
+            a.add(e, at(0), &mut out);
+        }
+        (a, out)
+    }
+
+    #[test]
+    fn a_session_becomes_a_tree_of_spans() {
+        let events = [
+            event(
+                json!({"hook_event_name": "SessionStart", "source_app": "demo"}),
+                0,
+            ),
+            event(
+                json!({"hook_event_name": "UserPromptSubmit", "prompt_id": "p1"}),
+                100,
+            ),
+            event(
+                json!({"hook_event_name": "PostToolUse", "prompt_id": "p1", "tool_name": "Bash",
+                         "tool_use_id": "t1", "duration_ms": 300}),
+                900,
+            ),
+            event(json!({"hook_event_name": "Stop", "prompt_id": "p1"}), 1000),
+            event(json!({"hook_event_name": "SessionEnd"}), 2000),
+        ];
+        let (a, spans) = run(&events);
+        let names: Vec<&str> = spans.iter().map(|s| s.name.as_ref()).collect();
+        assert_eq!(names, ["execute_tool Bash", "turn", "invoke_agent demo"]);
+        let tool = &spans[0];
+        assert_eq!(
+            (tool.start_time, tool.end_time),
+            (to_system(at(600)), to_system(at(900)))
+        );
+        let turn = &spans[1];
+        assert_eq!(
+            (turn.start_time, turn.end_time),
+            (to_system(at(100)), to_system(at(1000)))
+        );
+        assert_eq!(tool.parent_span_id, turn.span_context.span_id());
+        let session = &spans[2];
+        assert_eq!(
+            session.span_context.trace_id().to_bytes(),
+            *Uuid::parse_str(SESSION).unwrap().as_bytes()
+        );
+        assert_eq!(turn.parent_span_id, session.span_context.span_id());
+        assert!(a.sessions.is_empty(), "an ended session is forgotten");
+    }
+
+    #[test]
+    fn a_failed_tool_is_an_error_and_a_subagent_spans_its_start_to_stop() {
+        let events = [
+            event(
+                json!({"hook_event_name": "SubagentStart", "agent_id": "a1", "agent_type": "Explore"}),
+                0,
+            ),
+            event(
+                json!({"hook_event_name": "PostToolUseFailure", "agent_id": "a1", "tool_name": "Read",
+                         "tool_use_id": "t2"}),
+                50,
+            ),
+            event(
+                json!({"hook_event_name": "SubagentStop", "agent_id": "a1", "agent_type": "Explore"}),
+                80,
+            ),
+        ];
+        let (_, spans) = run(&events);
+        assert_eq!(spans[0].status, Status::error("failed"));
+        // No latency known: the tool span is an instant at its Post.
+        assert_eq!(spans[0].start_time, spans[0].end_time);
+        assert_eq!(spans[1].name, "invoke_agent Explore");
+        assert_eq!(
+            (spans[1].start_time, spans[1].end_time),
+            (to_system(at(0)), to_system(at(80)))
+        );
+        assert_eq!(spans[0].parent_span_id, spans[1].span_context.span_id());
+    }
+
+    #[test]
+    fn an_idle_session_is_closed_at_its_last_event() {
+        let events = [
+            event(json!({"hook_event_name": "SessionStart"}), 0),
+            event(json!({"hook_event_name": "Notification"}), 500),
+        ];
+        let (mut a, spans) = run(&events);
+        assert!(spans.is_empty());
+        let mut out = Vec::new();
+        // Seen at 0 (the `now` of `run`): not idle yet a minute later with a two-minute bound.
+        a.close_idle(at(60_000), Duration::from_secs(120), &mut out);
+        assert!(out.is_empty());
+        a.close_idle(at(180_000), Duration::from_secs(120), &mut out);
+        assert_eq!(out.len(), 1);
+        assert_eq!(
+            (out[0].start_time, out[0].end_time),
+            (to_system(at(0)), to_system(at(500)))
+        );
+        assert!(
+            out[0]
+                .attributes
+                .contains(&KeyValue::new("hivewatch.session_ended", false))
+        );
     }
 }

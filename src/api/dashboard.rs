@@ -17,9 +17,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
-use crate::http::AppState;
-use crate::live::{Filter, Subscription};
 use crate::model::StoredEvent;
+use crate::sink::live::{Filter, Subscription};
+use crate::state::ReadState;
 use crate::store::{EventQuery, MAX_LIMIT, Order};
 
 pub const DEFAULT_BACKFILL: usize = 100;
@@ -45,7 +45,7 @@ fn parse_query(raw: Option<&str>) -> Result<(Filter, usize), String> {
     let mut backfill = DEFAULT_BACKFILL;
     for pair in raw.unwrap_or_default().split('&').filter(|p| !p.is_empty()) {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        let v = percent_decode(v);
+        let v = crate::auth::percent_decode(v, true);
         match k {
             "source_app" => filter.source_apps.push(v),
             "session_id" => filter
@@ -66,30 +66,8 @@ fn parse_query(raw: Option<&str>) -> Result<(Filter, usize), String> {
     Ok((filter, backfill.min(MAX_BACKFILL)))
 }
 
-fn percent_decode(s: &str) -> String {
-    let hex = |b: u8| (b as char).to_digit(16).map(|d| d as u8);
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => match (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                (Some(h), Some(l)) => {
-                    out.push(h * 16 + l);
-                    i += 2;
-                }
-                _ => out.push(b'%'),
-            },
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 pub async fn stream(
-    State(state): State<AppState>,
+    State(state): State<ReadState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     RawQuery(query): RawQuery,
     ws: WebSocketUpgrade,
@@ -109,12 +87,22 @@ pub async fn stream(
         })
 }
 
+/// Tells the client how many events it missed since it was last told, if any; false when it is gone.
+async fn report_missed(socket: &mut WebSocket, missed: u64, reported: &mut u64) -> bool {
+    if missed <= *reported {
+        return true;
+    }
+    let msg = json!({"type": "missed", "count": missed - *reported});
+    *reported = missed;
+    send(socket, &msg.to_string()).await
+}
+
 async fn send(socket: &mut WebSocket, text: &str) -> bool {
     socket.send(Message::Text(text.into())).await.is_ok()
 }
 
 async fn serve_client(
-    state: AppState,
+    state: ReadState,
     mut socket: WebSocket,
     mut sub: Subscription,
     mut filter: Filter,
@@ -159,13 +147,8 @@ async fn serve_client(
                     return;
                 }
                 sub.info.sent.fetch_add(1, Ordering::Relaxed);
-                let missed = missed_now(&sub);
-                if missed > reported_missed {
-                    let msg = json!({"type": "missed", "count": missed - reported_missed});
-                    reported_missed = missed;
-                    if !send(&mut socket, &msg.to_string()).await {
-                        return;
-                    }
+                if !report_missed(&mut socket, missed_now(&sub), &mut reported_missed).await {
+                    return;
                 }
             }
             notice = sub.notices.recv() => {
@@ -180,13 +163,8 @@ async fn serve_client(
                     return;
                 }
                 // A client that stopped reading still gets told what it missed.
-                let missed = missed_now(&sub);
-                if missed > reported_missed {
-                    let msg = json!({"type": "missed", "count": missed - reported_missed});
-                    reported_missed = missed;
-                    if !send(&mut socket, &msg.to_string()).await {
-                        return;
-                    }
+                if !report_missed(&mut socket, missed_now(&sub), &mut reported_missed).await {
+                    return;
                 }
             }
             incoming = socket.recv() => {
@@ -224,7 +202,7 @@ async fn serve_client(
 
 /// Sends the last `n` stored events matching `filter`, oldest first; returns their ids (`None`: the client left).
 async fn send_backfill(
-    state: &AppState,
+    state: &ReadState,
     socket: &mut WebSocket,
     filter: &Filter,
     n: usize,
@@ -249,7 +227,7 @@ async fn send_backfill(
 /// The store is queried with the filter's single-valued fields; lists of several values are applied here, over
 /// a larger page.
 async fn backfill_events(
-    state: &AppState,
+    state: &ReadState,
     filter: &Filter,
     n: usize,
 ) -> Result<Vec<StoredEvent>, crate::store::StoreError> {
@@ -274,7 +252,7 @@ async fn backfill_events(
     Ok(events)
 }
 
-pub async fn connections(State(state): State<AppState>) -> Json<Value> {
+pub async fn connections(State(state): State<ReadState>) -> Json<Value> {
     let clients: Vec<Value> = state
         .hub
         .clients()
@@ -293,7 +271,7 @@ pub async fn connections(State(state): State<AppState>) -> Json<Value> {
     Json(json!({ "connections": clients.len(), "clients": clients }))
 }
 
-pub async fn broadcast(State(state): State<AppState>, body: axum::body::Bytes) -> Response {
+pub async fn broadcast(State(state): State<ReadState>, body: axum::body::Bytes) -> Response {
     let message: Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
         Err(e) => {

@@ -1,10 +1,17 @@
-//! live: the hub behind the WebSocket stream. Committed events reach it in commit order, either from this
-//! process's committer or, with Redis configured, from the Redis stream (so that the clients of every replica see
-//! every replica's events); it hands each event to every client whose filter matches.
+//! The live hub behind the WebSocket stream (`api::dashboard`). Committed events reach it in commit order, either
+//! as a sink of this process's committer or, with Redis configured, from the Redis stream ([`redis_feed`], so that
+//! the clients of every replica see every replica's events); it hands each event to every client whose filter
+//! matches.
 //!
-//! Every client has a bounded queue. The hub never waits for a client: when a queue is full the event is dropped
-//! for that client and counted, and the client is told how many it missed. One slow client therefore delays
-//! neither the others nor ingest. Each event is serialized once, however many clients receive it.
+//! Backpressure: the hub never waits. Taking a batch from the committer is a `try_send` into the hub's queue
+//! (full: the batch is dropped for every client, counted as lost); every client has a bounded queue, and when one
+//! is full the event is dropped for that client only, counted, and the client is told how many it missed. One slow
+//! client therefore delays neither the others nor ingest. Each event is serialized once, however many clients
+//! receive it.
+
+mod redis_feed;
+
+pub use redis_feed::follow_redis;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -15,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::mpsc;
 use uuid::Uuid;
 
+use super::{Committed, Sink};
 use crate::model::StoredEvent;
 
 /// Events a client may have queued before it starts missing some.
@@ -38,7 +46,8 @@ impl Filter {
         (self.source_apps.is_empty() || self.source_apps.contains(&e.source_app))
             && (self.sessions.is_empty() || self.sessions.contains(&e.session_id))
             && (self.agents.is_empty() || self.agents.contains(&e.agent_id))
-            && (self.event_types.is_empty() || self.event_types.contains(&e.event_type))
+            && (self.event_types.is_empty()
+                || self.event_types.iter().any(|t| e.event_type == t.as_str()))
     }
 }
 
@@ -157,8 +166,8 @@ impl Subscription {
 }
 
 impl Hub {
-    /// Starts the fan-out task.
-    pub fn start(heartbeat: std::time::Duration) -> Hub {
+    /// Starts the fan-out task; its counters go on `/metrics` through `meter`.
+    pub fn start(heartbeat: std::time::Duration, meter: &opentelemetry::metrics::Meter) -> Hub {
         let (tx, rx) = mpsc::channel(HUB_QUEUE);
         let hub = Hub {
             registry: Arc::default(),
@@ -167,6 +176,12 @@ impl Hub {
             stats: Arc::default(),
             heartbeat,
         };
+        #[rustfmt::skip]
+        crate::metrics::observe!(meter, &hub.stats,
+            gauge "hivewatch_websocket_connections" "Open live-stream WebSocket connections" => |s: &HubStats| s.connections.load(Ordering::Relaxed),
+            counter "hivewatch_websocket_messages_sent" "Events handed to live-stream clients" => |s: &HubStats| s.sent.load(Ordering::Relaxed),
+            counter "hivewatch_websocket_messages_dropped" "Events a slow live-stream client missed (its queue was full)" => |s: &HubStats| s.dropped.load(Ordering::Relaxed),
+        );
         tokio::spawn(hub.clone().fan_out(rx));
         hub
     }
@@ -275,85 +290,12 @@ impl Hub {
     }
 }
 
-pub fn event_frame(ev: &StoredEvent) -> String {
-    serde_json::json!({"type": "event", "event": ev}).to_string()
+impl Sink for Hub {
+    fn deliver(&self, batch: &Committed) {
+        self.publish(batch.events.clone());
+    }
 }
 
-/// Feeds the hub from the Redis stream, from its end at start: every replica's clients see every replica's events
-/// (in the order they reached the stream). Reconnects after a failure; what was added meanwhile is read on return.
-pub async fn follow_redis(hub: Hub, url: String, key: String) {
-    use redis::AsyncCommands;
-    use redis::streams::{StreamReadOptions, StreamReadReply};
-    // `$` would mean "after whatever is last at each read": after a reconnect, entries added meanwhile would be
-    // skipped. Start from the entry that is last now, by its id.
-    let mut last_id: Option<String> = None;
-    let mut logged = false;
-    loop {
-        // XREAD blocks for a second: the connection must wait longer than that for an answer.
-        let config = redis::AsyncConnectionConfig::new()
-            .set_response_timeout(Some(std::time::Duration::from_secs(5)));
-        let conn = match redis::Client::open(url.as_str()) {
-            Ok(c) => {
-                c.get_multiplexed_async_connection_with_config(&config)
-                    .await
-            }
-            Err(e) => Err(e),
-        };
-        let mut conn = match conn {
-            Ok(c) => c,
-            Err(e) => {
-                if !std::mem::replace(&mut logged, true) {
-                    tracing::warn!(error = %e, "live stream cannot read Redis; retrying");
-                }
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                continue;
-            }
-        };
-        if std::mem::take(&mut logged) {
-            tracing::info!("live stream reads Redis again");
-        }
-        if last_id.is_none() {
-            let newest: redis::RedisResult<redis::streams::StreamRangeReply> =
-                conn.xrevrange_count(&key, "+", "-", 1).await;
-            match newest {
-                Ok(r) => last_id = Some(r.ids.first().map_or("0-0".to_string(), |e| e.id.clone())),
-                Err(e) => {
-                    tracing::warn!(error = %e, "live stream cannot read Redis; retrying");
-                    logged = true;
-                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                    continue;
-                }
-            }
-        }
-        loop {
-            let from = last_id.clone().unwrap_or_else(|| "0-0".into());
-            let reply: redis::RedisResult<Option<StreamReadReply>> = conn
-                .xread_options(
-                    &[&key],
-                    &[&from],
-                    &StreamReadOptions::default().count(1000).block(1000),
-                )
-                .await;
-            let reply = match reply {
-                Ok(r) => r,
-                Err(e) => {
-                    tracing::warn!(error = %e, "live stream lost Redis; reconnecting");
-                    logged = true;
-                    break;
-                }
-            };
-            let mut batch = Vec::new();
-            for entry in reply.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-                last_id = Some(entry.id.clone());
-                let data: Option<String> = entry.get("data");
-                if let Some(ev) = data.and_then(|d| serde_json::from_str::<StoredEvent>(&d).ok()) {
-                    batch.push(ev);
-                }
-            }
-            if !batch.is_empty() {
-                hub.publish(batch.into());
-            }
-        }
-        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-    }
+pub fn event_frame(ev: &StoredEvent) -> String {
+    serde_json::json!({"type": "event", "event": ev}).to_string()
 }

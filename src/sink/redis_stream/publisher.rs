@@ -1,151 +1,65 @@
-//! The Redis stream: every committed event is XADDed to one stream (`MAXLEN ~` bounded), at least once and in
-//! commit order, fed through the store's outbox so that a Redis outage never fails ingest.
-//!
-//! Each group commit writes an outbox row naming its events, in the same transaction. The publisher normally gets
-//! the batch straight from the committer, publishes it with one pipelined round trip and deletes the outbox rows
-//! in bulk. When Redis fails (or the publisher falls so far behind that its queue overflows), it stops taking
-//! batches from memory and reads the outbox instead, oldest first, until it is empty; then it goes back to the
-//! fast path. Rows left by a process that died are taken over once they are older than `takeover_after`.
+//! The publisher's state machine. On the fast path it takes committed batches from memory (the sink's queue),
+//! publishes each with one pipelined round trip and deletes the outbox rows in bulk. When Redis fails, or the
+//! queue overflowed, it catches up from the outbox instead, oldest first, until nothing of its own (or orphaned)
+//! is left, then goes back to the fast path. Rows of a process that is gone are taken over once older than
+//! `takeover_after`.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use redis::AsyncConnectionConfig;
 use redis::aio::MultiplexedConnection;
 use tokio::sync::mpsc;
-use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
+use super::{StreamConfig, StreamStatus};
+use crate::metrics::Instruments;
 use crate::model::StoredEvent;
-use crate::pipeline::{CommitFeed, Committed};
+use crate::sink::Committed;
 use crate::store::Store;
 
-/// Batches that may wait for the publisher before the committer leaves them to the outbox.
-const FEED_CAPACITY: usize = 1024;
 /// Outbox rows read per query while catching up.
 const CATCH_UP_ROWS: i64 = 64;
+
 /// Published outbox rows are deleted this often (or sooner when many have gathered).
 const DELETE_EVERY: Duration = Duration::from_millis(200);
+
 const DELETE_BATCH: usize = 512;
+
 const RETRY_MIN: Duration = Duration::from_millis(250);
+
 const RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// How often the fast path looks for rows that a process which is gone left behind.
 const ORPHAN_SWEEP_EVERY: Duration = Duration::from_secs(10);
 
-#[derive(Clone)]
-pub struct StreamConfig {
-    pub url: String,
-    pub key: String,
-    /// Approximate length bound (`XADD … MAXLEN ~ n`).
-    pub max_len: u64,
-    /// Outbox rows of another process older than this are published by this one.
-    pub takeover_after: Duration,
-    /// This process's name as the owner of its outbox rows; stable across restarts (a pod name, say), a restart
-    /// publishes what the previous run left at once instead of after `takeover_after`.
-    pub instance_id: Option<String>,
-}
-
-impl std::fmt::Debug for StreamConfig {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        // The URL may carry a password.
-        f.debug_struct("StreamConfig")
-            .field("url", &describe_redis_url(&self.url))
-            .field("key", &self.key)
-            .field("max_len", &self.max_len)
-            .field("takeover_after", &self.takeover_after)
-            .field("instance_id", &self.instance_id)
-            .finish()
-    }
-}
-
-/// `host:port/db` of a Redis URL, without credentials.
-pub fn describe_redis_url(url: &str) -> String {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    rest.rsplit_once('@').map_or(rest, |(_, r)| r).to_string()
-}
-
-/// What the publisher is doing, for `/readyz`, the status API and metrics.
-#[derive(Debug, Default)]
-pub struct StreamStatus {
-    /// True while Redis is failing or the outbox is being drained.
-    pub behind: AtomicBool,
-    /// Events committed and not yet published, as last counted (0 on the fast path).
-    pub backlog: AtomicI64,
-    pub published: AtomicU64,
-    pub errors: AtomicU64,
-}
-
-/// Starts the publisher; returns the feed the committer writes to.
-pub fn start(
-    store: Store,
-    config: StreamConfig,
-) -> (CommitFeed, Arc<StreamStatus>, JoinHandle<()>) {
-    let owner = config.instance_id.clone().unwrap_or_else(|| match store {
-        // One process at a time uses an embedded database: a restart picks up its own rows at once.
-        Store::Sqlite(_) => "embedded".to_string(),
-        Store::Postgres(_) => format!(
-            "{}:{}:{}",
-            hostname(),
-            std::process::id(),
-            uuid::Uuid::new_v4().simple()
-        ),
-    });
-    let (tx, rx) = mpsc::channel(FEED_CAPACITY);
-    let feed = CommitFeed {
-        owner: owner.clone(),
-        tx,
-        overflowed: Arc::new(AtomicBool::new(false)),
-    };
-    let status = Arc::new(StreamStatus::default());
-    let publisher = Publisher {
-        store,
-        config,
-        owner,
-        rx,
-        overflowed: feed.overflowed.clone(),
-        status: status.clone(),
-        conn: None,
-        published_seqs: Vec::new(),
-        last_delete: Instant::now(),
-        last_own_seq: 0,
-    };
-    (feed, status, tokio::spawn(publisher.run()))
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|h| h.trim().to_string())
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".into())
-}
-
 #[derive(Debug, thiserror::Error)]
-enum PublishError {
+pub(super) enum PublishError {
     #[error("Redis: {0}")]
     Redis(#[from] redis::RedisError),
     #[error("{0}")]
     Store(#[from] crate::store::StoreError),
 }
 
-struct Publisher {
-    store: Store,
-    config: StreamConfig,
-    owner: String,
-    rx: mpsc::Receiver<Committed>,
-    overflowed: Arc<AtomicBool>,
-    status: Arc<StreamStatus>,
-    conn: Option<MultiplexedConnection>,
+pub(super) struct Publisher {
+    pub(super) store: Store,
+    pub(super) config: StreamConfig,
+    pub(super) owner: String,
+    pub(super) rx: mpsc::Receiver<Committed>,
+    pub(super) overflowed: Arc<AtomicBool>,
+    pub(super) status: Arc<StreamStatus>,
+    pub(super) conn: Option<MultiplexedConnection>,
     /// Outbox rows published and not yet deleted.
-    published_seqs: Vec<i64>,
-    last_delete: Instant,
+    pub(super) published_seqs: Vec<i64>,
+    pub(super) last_delete: Instant,
     /// The newest of this process's outbox rows published so far: a batch at or below it came round twice.
-    last_own_seq: i64,
+    pub(super) last_own_seq: i64,
+    pub(super) instruments: Arc<Instruments>,
 }
 
 impl Publisher {
-    async fn run(mut self) {
+    pub(super) async fn run(mut self) {
         // Whatever an earlier run of this database left (and this run committed before Redis answered) first.
         let mut catching_up = true;
         let mut delay = RETRY_MIN;
@@ -372,16 +286,14 @@ impl Publisher {
                 .arg("session_id")
                 .arg(ev.event.session_id.to_string())
                 .arg("event_type")
-                .arg(&ev.event.event_type)
+                .arg(ev.event.event_type.as_str())
                 .arg("data")
                 .arg(data)
                 .ignore();
         }
         let started = std::time::Instant::now();
         pipe.query_async::<()>(&mut conn).await?;
-        if let Some(m) = crate::metrics::get() {
-            m.published(events, started.elapsed());
-        }
+        self.instruments.published(events, started.elapsed());
         self.status
             .published
             .fetch_add(events.len() as u64, Ordering::Relaxed);
