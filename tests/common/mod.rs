@@ -3,6 +3,7 @@
 
 pub mod anthropic;
 pub mod claude;
+pub mod in_process;
 pub mod services;
 
 use std::io::{BufRead, BufReader};
