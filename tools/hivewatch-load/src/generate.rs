@@ -193,6 +193,45 @@ impl Generator {
         }
     }
 
+    /// A `PostToolUse` hook payload per event, as Claude Code hands it to a hook (the filler as the command's
+    /// description). One event is a bare object whose event id travels in a header, as `hivewatch hook` sends
+    /// it; several are a JSON array with each event id in its `_hivewatch` object, as the hook's spool is sent.
+    pub fn hooks(&self, batch: usize) -> (Vec<u8>, Option<String>) {
+        let first = self.reserve(batch);
+        let session = self.session_for(first);
+        let payload = |seq: u64| {
+            let ev = self.event(seq);
+            serde_json::json!({
+                "session_id": session,
+                "transcript_path": format!("/home/dev/.claude/projects/-home-dev-load/{session}.jsonl"),
+                "cwd": "/home/dev/load",
+                "permission_mode": "default",
+                "hook_event_name": "PostToolUse",
+                "tool_name": ev.tool_name,
+                "tool_input": {"command": "cargo test", "description": self.filler},
+                "tool_response": {"stdout": "ok", "stderr": "", "interrupted": false},
+                "tool_use_id": ev.tool_use_id,
+                "duration_ms": ev.duration_ms,
+            })
+        };
+        if batch == 1 {
+            let body = serde_json::to_vec(&payload(first)).expect("JSON values serialize");
+            return (body, Some(uuid::Uuid::now_v7().to_string()));
+        }
+        let items: Vec<serde_json::Value> = (0..batch as u64)
+            .map(|i| {
+                let mut item = payload(first + i);
+                item["_hivewatch"] =
+                    serde_json::json!({"event_id": uuid::Uuid::now_v7().to_string()});
+                item
+            })
+            .collect();
+        (
+            serde_json::to_vec(&items).expect("JSON values serialize"),
+            None,
+        )
+    }
+
     pub fn traces(&self, batch: usize) -> ExportTraceServiceRequest {
         let first = self.reserve(batch);
         let session = self.session_for(first);
@@ -264,5 +303,29 @@ mod tests {
                 .iter()
                 .all(|s| s.trace_id.len() == 16 && s.span_id.len() == 8)
         );
+    }
+
+    #[test]
+    fn hook_payloads_are_unique_and_shaped_like_claude_codes() {
+        let g = Generator::new(3, 300);
+        let (one, id) = g.hooks(1);
+        let one: serde_json::Value = serde_json::from_slice(&one).unwrap();
+        assert_eq!(one["hook_event_name"], "PostToolUse");
+        assert!(
+            id.is_some(),
+            "a single payload carries its event id in a header"
+        );
+        let (many, id) = g.hooks(3);
+        assert!(id.is_none());
+        let many: Vec<serde_json::Value> = serde_json::from_slice(&many).unwrap();
+        let mut ids: Vec<_> = many
+            .iter()
+            .map(|m| m["tool_use_id"].as_str().unwrap().to_owned())
+            .chain([one["tool_use_id"].as_str().unwrap().to_owned()])
+            .collect();
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), 4);
+        assert!(many.iter().all(|m| m["_hivewatch"]["event_id"].is_string()));
     }
 }

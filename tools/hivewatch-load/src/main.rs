@@ -45,6 +45,8 @@ impl Protocol {
 pub enum Signal {
     Logs,
     Traces,
+    /// Claude Code hook payloads (`PostToolUse`) to the hook endpoint, over HTTP.
+    Hook,
 }
 
 impl Signal {
@@ -52,6 +54,7 @@ impl Signal {
         match self {
             Signal::Logs => "logs",
             Signal::Traces => "traces",
+            Signal::Hook => "hook",
         }
     }
 
@@ -59,6 +62,23 @@ impl Signal {
         match self {
             Signal::Logs => "/v1/logs",
             Signal::Traces => "/v1/traces",
+            Signal::Hook => "/api/v1/observability/event",
+        }
+    }
+}
+
+/// How an OTLP/HTTP body is encoded.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Encoding {
+    Protobuf,
+    Json,
+}
+
+impl Encoding {
+    fn as_str(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => "protobuf",
+            Encoding::Json => "json",
         }
     }
 }
@@ -89,9 +109,14 @@ pub struct Args {
     #[arg(long)]
     endpoint: Option<String>,
 
-    /// What to send: log records (tool_result events) or spans.
+    /// What to send: log records (tool_result events), spans, or Claude Code hook payloads (HTTP only; a
+    /// batch above 1 is a JSON array, as `hivewatch hook` delivers its spool).
     #[arg(long, value_enum, default_value_t = Signal::Logs)]
     signal: Signal,
+
+    /// OTLP/HTTP body encoding (hook payloads are always JSON).
+    #[arg(long, value_enum, default_value_t = Encoding::Protobuf)]
+    encoding: Encoding,
 
     /// Number of concurrent senders, each with one export in flight at a time.
     #[arg(long, default_value_t = 32)]
@@ -183,6 +208,12 @@ impl Args {
         if self.threads == Some(0) {
             bail!("--threads must be at least 1");
         }
+        if self.protocol == Protocol::Grpc && self.signal == Signal::Hook {
+            bail!("--signal hook is sent over HTTP only (use --protocol http)");
+        }
+        if self.protocol == Protocol::Grpc && self.encoding == Encoding::Json {
+            bail!("--encoding json is for OTLP/HTTP only (use --protocol http)");
+        }
         Ok(())
     }
 }
@@ -197,22 +228,40 @@ struct Plan {
     concurrency: usize,
     /// Requests per second in open-loop mode.
     request_rate: Option<f64>,
+    encoding: Encoding,
     generator: Generator,
 }
 
 impl Plan {
     fn prepare(&self, http: bool, signal: Signal) -> Prepared {
-        match (http, signal) {
-            (true, Signal::Logs) => {
-                Prepared::Http(self.generator.logs(self.batch).encode_to_vec().into())
+        let g = &self.generator;
+        match (http, signal, self.encoding) {
+            (true, Signal::Logs, Encoding::Protobuf) => {
+                Prepared::http(g.logs(self.batch).encode_to_vec())
             }
-            (true, Signal::Traces) => {
-                Prepared::Http(self.generator.traces(self.batch).encode_to_vec().into())
+            (true, Signal::Traces, Encoding::Protobuf) => {
+                Prepared::http(g.traces(self.batch).encode_to_vec())
             }
-            (false, Signal::Logs) => Prepared::Logs(self.generator.logs(self.batch)),
-            (false, Signal::Traces) => Prepared::Traces(self.generator.traces(self.batch)),
+            (true, Signal::Logs, Encoding::Json) => Prepared::http(to_json(&g.logs(self.batch))),
+            (true, Signal::Traces, Encoding::Json) => {
+                Prepared::http(to_json(&g.traces(self.batch)))
+            }
+            (_, Signal::Hook, _) => {
+                let (body, event_id) = g.hooks(self.batch);
+                Prepared::Http {
+                    body: body.into(),
+                    event_id,
+                }
+            }
+            (false, Signal::Logs, _) => Prepared::Logs(g.logs(self.batch)),
+            (false, Signal::Traces, _) => Prepared::Traces(g.traces(self.batch)),
         }
     }
+}
+
+/// OTLP/JSON as the OTLP specification writes it (hex ids, camelCase), by the protocol crate's serde support.
+fn to_json(message: &impl serde::Serialize) -> Vec<u8> {
+    serde_json::to_vec(message).expect("OTLP messages serialize to JSON")
 }
 
 /// Sends once and files the outcome; `since` is when the latency clock
@@ -305,6 +354,7 @@ async fn run(args: Args) -> Result<Report> {
     let transports = Transport::build(
         args.protocol,
         args.signal,
+        args.encoding,
         &endpoint,
         args.concurrency,
         args.grpc_channels,
@@ -325,6 +375,7 @@ async fn run(args: Args) -> Result<Report> {
         timeout: Duration::from_secs_f64(args.timeout),
         concurrency: args.concurrency,
         request_rate: args.rate.map(|r| r / args.batch as f64),
+        encoding: args.encoding,
         generator,
     });
 
@@ -333,9 +384,10 @@ async fn run(args: Args) -> Result<Report> {
         None => "closed loop".to_owned(),
     };
     eprintln!(
-        "hivewatch-load: {} {} -> {target}: {mode}, concurrency {}, batch {}, warmup {} s, measuring {} s",
+        "hivewatch-load: {} {} ({}) -> {target}: {mode}, concurrency {}, batch {}, warmup {} s, measuring {} s",
         args.protocol.as_str(),
         args.signal.as_str(),
+        args.encoding.as_str(),
         args.concurrency,
         args.batch,
         args.warmup,
@@ -360,6 +412,11 @@ async fn run(args: Args) -> Result<Report> {
     Ok(Report {
         protocol: args.protocol.as_str(),
         signal: args.signal.as_str(),
+        encoding: match (args.protocol, args.signal) {
+            (Protocol::Grpc, _) => "protobuf",
+            (_, Signal::Hook) => "json",
+            _ => args.encoding.as_str(),
+        },
         endpoint: target,
         concurrency: args.concurrency,
         batch: args.batch,

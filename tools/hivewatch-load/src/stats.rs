@@ -87,6 +87,7 @@ impl WorkerStats {
 pub struct Report {
     pub protocol: &'static str,
     pub signal: &'static str,
+    pub encoding: &'static str,
     pub endpoint: String,
     pub concurrency: usize,
     pub batch: usize,
@@ -150,6 +151,7 @@ impl Report {
         json!({
             "protocol": self.protocol,
             "signal": self.signal,
+            "encoding": self.encoding,
             "concurrency": self.concurrency,
             "batch": self.batch,
             "duration_s": self.duration_s,
@@ -173,8 +175,8 @@ impl Report {
             None => "closed loop".to_owned(),
         };
         println!(
-            "hivewatch-load  {} {} -> {}",
-            self.protocol, self.signal, self.endpoint
+            "hivewatch-load  {} {} ({}) -> {}",
+            self.protocol, self.signal, self.encoding, self.endpoint
         );
         println!(
             "  mode        {mode}, concurrency {}, batch {}, {} s measured after {} s warmup",
@@ -250,6 +252,7 @@ mod tests {
         let r = Report {
             protocol: "http",
             signal: "logs",
+            encoding: "protobuf",
             endpoint: "x".into(),
             concurrency: 1,
             batch: 10,

@@ -22,13 +22,26 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use prost::Message;
 use tonic::transport::{Channel, Endpoint};
 
-use crate::{Protocol, Signal};
+use crate::{Encoding, Protocol, Signal};
 
-/// A request ready to go out: already encoded for HTTP, a message for gRPC.
+/// A request ready to go out: already encoded for HTTP (with the event id header a single hook payload
+/// carries, as `hivewatch hook` sends it), a message for gRPC.
 pub enum Prepared {
-    Http(Bytes),
+    Http {
+        body: Bytes,
+        event_id: Option<String>,
+    },
     Logs(ExportLogsServiceRequest),
     Traces(ExportTraceServiceRequest),
+}
+
+impl Prepared {
+    pub fn http(body: Vec<u8>) -> Prepared {
+        Prepared::Http {
+            body: body.into(),
+            event_id: None,
+        }
+    }
 }
 
 /// Result of one delivered export: how many events the receiver said it
@@ -53,6 +66,7 @@ pub enum Transport {
         client: Box<HttpClient>,
         uri: Uri,
         signal: Signal,
+        content_type: &'static str,
     },
     GrpcLogs(LogsServiceClient<Channel>),
     GrpcTraces(TraceServiceClient<Channel>),
@@ -112,7 +126,10 @@ fn normalize_base(endpoint: &str) -> String {
 /// used as it is.
 pub fn http_url(endpoint: &str, signal: Signal) -> String {
     let base = normalize_base(endpoint);
-    if base.ends_with("/v1/logs") || base.ends_with("/v1/traces") {
+    if base.ends_with("/v1/logs")
+        || base.ends_with("/v1/traces")
+        || base.ends_with(Signal::Hook.http_path())
+    {
         base
     } else {
         format!("{base}{}", signal.http_path())
@@ -128,6 +145,7 @@ impl Transport {
     pub fn build(
         protocol: Protocol,
         signal: Signal,
+        encoding: Encoding,
         endpoint: &str,
         senders: usize,
         channels: usize,
@@ -146,10 +164,15 @@ impl Transport {
                     .pool_max_idle_per_host(senders)
                     .pool_idle_timeout(Duration::from_secs(60))
                     .build(connector);
+                let content_type = match (signal, encoding) {
+                    (Signal::Hook, _) | (_, Encoding::Json) => "application/json",
+                    (_, Encoding::Protobuf) => "application/x-protobuf",
+                };
                 let t = Transport::Http {
                     client: Box::new(client),
                     uri,
                     signal,
+                    content_type,
                 };
                 Ok(vec![t; senders])
             }
@@ -166,8 +189,11 @@ impl Transport {
                     .map(|i| {
                         let ch = chans[i % chans.len()].clone();
                         match signal {
-                            Signal::Logs => Transport::GrpcLogs(LogsServiceClient::new(ch)),
                             Signal::Traces => Transport::GrpcTraces(TraceServiceClient::new(ch)),
+                            // Rejected by argument validation: hook payloads have no gRPC service.
+                            Signal::Logs | Signal::Hook => {
+                                Transport::GrpcLogs(LogsServiceClient::new(ch))
+                            }
                         }
                     })
                     .collect())
@@ -186,9 +212,10 @@ impl Transport {
                     client,
                     uri,
                     signal,
+                    content_type,
                 },
-                Prepared::Http(body),
-            ) => send_http(client, uri, *signal, body).await,
+                Prepared::Http { body, event_id },
+            ) => send_http(client, uri, *signal, content_type, body, event_id).await,
             (Transport::GrpcLogs(c), Prepared::Logs(m)) => match c.export(m).await {
                 Ok(resp) => Ok(Ack {
                     rejected: resp
@@ -222,31 +249,36 @@ async fn send_http(
     client: &HttpClient,
     uri: &Uri,
     signal: Signal,
+    content_type: &str,
     body: Bytes,
+    event_id: Option<String>,
 ) -> Result<Ack, SendError> {
-    let req = Request::builder()
+    let mut req = Request::builder()
         .method(Method::POST)
         .uri(uri.clone())
-        .header(header::CONTENT_TYPE, "application/x-protobuf")
+        .header(header::CONTENT_TYPE, content_type)
         .header(
             header::USER_AGENT,
             concat!("hivewatch-load/", env!("CARGO_PKG_VERSION")),
-        )
-        .body(Full::new(body))
-        .map_err(|e| SendError {
-            message: format!("building request: {e}"),
-            transport: false,
-        })?;
+        );
+    if let Some(id) = event_id {
+        req = req.header("x-hivewatch-event-id", id);
+    }
+    let req = req.body(Full::new(body)).map_err(|e| SendError {
+        message: format!("building request: {e}"),
+        transport: false,
+    })?;
     let resp = client.request(req).await.map_err(|e| SendError {
         message: error_chain(&e),
         transport: true,
     })?;
     let status = resp.status();
-    let is_proto = resp
+    let answer_type = resp
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/x-protobuf"));
+        .unwrap_or_default()
+        .to_owned();
     // Read the whole body so the connection goes back to the pool.
     let bytes = Limited::new(resp.into_body(), MAX_RESPONSE)
         .collect()
@@ -270,7 +302,11 @@ async fn send_http(
             transport: false,
         });
     }
-    let rejected = if is_proto && !bytes.is_empty() {
+    let rejected = if bytes.is_empty() {
+        0
+    } else if answer_type.starts_with("application/json") {
+        json_rejected(&bytes, signal)
+    } else if answer_type.starts_with("application/x-protobuf") {
         match signal {
             Signal::Logs => ExportLogsServiceResponse::decode(bytes)
                 .ok()
@@ -280,11 +316,30 @@ async fn send_http(
                 .ok()
                 .and_then(|r| r.partial_success)
                 .map_or(0, |p| p.rejected_spans.max(0) as u64),
+            Signal::Hook => 0,
         }
     } else {
         0
     };
     Ok(Ack { rejected })
+}
+
+/// `partialSuccess.rejectedLogRecords` / `rejectedSpans` of an OTLP/JSON answer (an int64, so a number or a
+/// string).
+fn json_rejected(body: &[u8], signal: Signal) -> u64 {
+    let key = match signal {
+        Signal::Logs => "rejectedLogRecords",
+        Signal::Traces => "rejectedSpans",
+        Signal::Hook => return 0,
+    };
+    let Ok(answer) = serde_json::from_slice::<serde_json::Value>(body) else {
+        return 0;
+    };
+    match &answer["partialSuccess"][key] {
+        serde_json::Value::Number(n) => n.as_u64().unwrap_or(0),
+        serde_json::Value::String(s) => s.parse().unwrap_or(0),
+        _ => 0,
+    }
 }
 
 #[cfg(test)]
