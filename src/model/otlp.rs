@@ -374,8 +374,10 @@ fn span_event(
         payload.insert("links".into(), Value::Array(links));
     }
 
+    // The id's time part is the span's end (its start when it has none): spans reach hivewatch as they end, so
+    // the ids of one export are close together however long each span ran. The content hashed is the same.
     let event_id = content_uuid(
-        span.start_time_unix_nano / 1_000_000,
+        span.end_time_unix_nano.max(span.start_time_unix_nano) / 1_000_000,
         &[
             b"span",
             &trace_id.0,
