@@ -351,6 +351,78 @@ async fn ids_of_the_wrong_length_reject_only_their_items() {
     assert_no_panic(&server);
 }
 
+/// Writes a whole request (headers, then all of `body`) before reading anything, as Python's `urllib` and
+/// several OTLP exporters do, and returns the status line and the body of the answer.
+fn write_all_then_read(http: &str, head: &str, body: &[u8]) -> std::io::Result<(String, String)> {
+    use std::io::{BufRead, BufReader, Read};
+    let mut stream = std::net::TcpStream::connect(http.trim_start_matches("http://"))?;
+    stream.set_read_timeout(Some(Duration::from_secs(30)))?;
+    stream.write_all(head.as_bytes())?;
+    stream.write_all(body)?;
+    let mut reader = BufReader::new(stream);
+    let mut status = String::new();
+    reader.read_line(&mut status)?;
+    let mut length = 0;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+        if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = v.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut answer = vec![0; length];
+    reader.read_exact(&mut answer)?;
+    Ok((
+        status.trim().to_owned(),
+        String::from_utf8_lossy(&answer).into_owned(),
+    ))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_client_that_writes_its_whole_oversize_body_first_still_reads_the_413() {
+    let server = Server::start_with(&["--max-body-bytes", "4096"]);
+    // Far more than the socket buffers hold: unread, it would reset the connection under the client's write.
+    let big = vec![b' '; 4 * 1024 * 1024];
+    let http = server.url("");
+    let declared = format!(
+        "POST /v1/logs HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n",
+        big.len()
+    );
+    let mut chunked = Vec::new();
+    for part in big.chunks(64 * 1024) {
+        chunked.extend_from_slice(format!("{:x}\r\n", part.len()).as_bytes());
+        chunked.extend_from_slice(part);
+        chunked.extend_from_slice(b"\r\n");
+    }
+    chunked.extend_from_slice(b"0\r\n\r\n");
+    let cases = [
+        (declared, big.clone()),
+        (
+            "POST /api/v1/observability/event HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\n\
+             transfer-encoding: chunked\r\n\r\n"
+                .to_owned(),
+            chunked,
+        ),
+    ];
+    for (head, body) in cases {
+        let http = http.clone();
+        let (status, answer) =
+            tokio::task::spawn_blocking(move || write_all_then_read(&http, &head, &body))
+                .await
+                .unwrap()
+                .expect("the whole body is written and the answer read, without a reset");
+        assert!(status.starts_with("HTTP/1.1 413"), "{status}: {answer}");
+        assert!(
+            answer.contains("larger than the limit of 4096 bytes"),
+            "{answer}"
+        );
+    }
+    assert_no_panic(&server);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn oversize_bodies_get_413_whether_declared_chunked_or_compressed() {
     let server = Server::start_with(&["--max-body-bytes", "4096"]);
