@@ -26,9 +26,9 @@ use uuid::Uuid;
 
 const HOOK_PATH: &str = "/api/v1/observability/event";
 const APP: &str = "disk-full";
-/// Size of the tmpfs: room for the database, a full WAL (SQLite checkpoints at 1000 pages, about 4 MB) and the
-/// events sent before the fault, with a margin the ballast then takes.
-const VOLUME_KB: u64 = 12 * 1024;
+/// Size of the tmpfs: room for the database, a full WAL (hivewatch checkpoints at 8,000 pages, about 32 MB) and
+/// the events sent before the fault, with a margin the ballast then takes.
+const VOLUME_KB: u64 = 48 * 1024;
 
 /// A tmpfs of `VOLUME_KB` on an empty temporary directory, mounted in a mount namespace of its own that a holder
 /// process keeps alive. Dropping it kills the holder, which unmounts the tmpfs.

@@ -282,6 +282,12 @@ fn data_dir(db: &Path) -> &Path {
     db.parent().unwrap_or(Path::new("."))
 }
 
+/// WAL pages after which a commit checkpoints the WAL into the database (SQLite's default is 1,000). A commit
+/// rewrites the pages it touched (index leaves mostly) into the WAL again and again; the checkpoint copies each
+/// page once however often it was rewritten, so a longer interval copies much less per event: 8,000 pages
+/// (32 MiB of WAL at most between checkpoints) took batched span ingest up by ~20 % and single events by ~25 %.
+const WAL_AUTOCHECKPOINT_PAGES: u32 = 8000;
+
 /// The writer connection, set up: WAL, the durability asked for, a lock timeout, a large page cache.
 fn open_writer(path: &Path, sync: SqliteSync) -> Result<SqliteConnection, StoreError> {
     let mut writer = SqliteConnection::establish(&path.to_string_lossy())
@@ -293,7 +299,8 @@ fn open_writer(path: &Path, sync: SqliteSync) -> Result<SqliteConnection, StoreE
     writer
         .batch_execute(&format!(
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA busy_timeout = 5000; \
-             PRAGMA cache_size = -32000; PRAGMA temp_store = MEMORY;"
+             PRAGMA cache_size = -32000; PRAGMA temp_store = MEMORY; \
+             PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES};"
         ))
         .map_err(unavailable)?;
     Ok(writer)
