@@ -4,6 +4,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use hivewatch::cli::{Cli, Command, LogFormat};
 
+/// Ingest allocates and frees many small, short-lived values per event (decoded items, JSON trees, rows);
+/// mimalloc does that in about half the time of glibc's allocator, whose consolidation showed in profiles.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
