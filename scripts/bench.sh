@@ -31,7 +31,9 @@
 #             per request, open loop, 20 s)
 #
 # Every run prints a `RESULT {json}` line; the summary at the end repeats them,
-# adds an `RSS {json}` line (kB, from /proc/PID/status) and the table.
+# adds an `RSS {json}` line (kB, from /proc/PID/status) and the table, whose last
+# column is the server's CPU time per stored event (from /proc/PID/stat and the
+# hivewatch_events_total counter): steadier than rates on a shared machine.
 set -euo pipefail
 
 # shellcheck source=lib/server.sh source-path=SCRIPTDIR
@@ -88,6 +90,17 @@ mem_kb() {
         "/proc/$SERVER_PID/status"
 }
 
+# Prints the server's CPU time so far (user + system), in clock ticks.
+cpu_ticks() {
+    awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"
+}
+
+# Prints how many events the server has stored so far (the sum of its hivewatch_events_total series).
+stored_events() {
+    curl -fsS "http://$HTTP_ADDR/metrics" |
+        awk '/^hivewatch_events_total[{ ]/ { n += $NF } END { printf "%d\n", n }'
+}
+
 # shellcheck disable=SC2086 # SERVE_EXTRA_ARGS is split on purpose
 hw_start_server --grpc -- $SERVE_EXTRA_ARGS
 echo "bench: server pid $SERVER_PID, OTLP gRPC $GRPC_ADDR, OTLP HTTP $HTTP_ADDR"
@@ -103,11 +116,13 @@ echo "bench: idle memory VmRSS ${IDLE_RSS} kB, VmHWM ${IDLE_HWM} kB"
 
 RESULTS=()
 LABELS=()
+CPU_US=()
+TICK_US=$((1000000 / $(getconf CLK_TCK)))
 FAILED=0
 
 # run LABEL hivewatch-load-args...
 run() {
-    local label="$1" out="$WORK_DIR/run.out" rc line
+    local label="$1" out="$WORK_DIR/run.out" rc line ticks0 events0 ticks events
     shift
     if ! hw_server_alive; then
         echo "bench: server is gone before scenario $label" >&2
@@ -119,8 +134,12 @@ run() {
     # In the background so that a signal to this script is handled at once (see hw_wait_child).
     # shellcheck disable=SC2086 # LOAD_EXTRA_ARGS is split on purpose
     "${LOAD_PIN[@]}" "$LOAD_BIN" "$@" $LOAD_EXTRA_ARGS >"$out" &
+    ticks0="$(cpu_ticks)"
+    events0="$(stored_events)"
     rc=0
     hw_wait_child $! || rc=$?
+    ticks=$(($(cpu_ticks) - ticks0))
+    events=$(($(stored_events) - events0))
     cat "$out"
     if [[ $rc -ne 0 ]]; then
         echo "bench: scenario $label: hivewatch-load exited with $rc" >&2
@@ -130,6 +149,10 @@ run() {
     if [[ -n "$line" ]]; then
         RESULTS+=("$line")
         LABELS+=("$label")
+        # Server CPU per stored event over the whole run, warmup included: it does not depend on how fast the
+        # machine's other tenants let the server run, which requests per second do.
+        CPU_US+=("$(awk -v t="$ticks" -v u="$TICK_US" -v n="$events" \
+            'BEGIN { if (n > 0) printf "%.1f", t * u / n; else print "-" }')")
     fi
 }
 
@@ -141,11 +164,11 @@ field() {
 # Prints the table of the results (markdown, as docs/BENCHMARKS.md quotes it).
 table() {
     local i line
-    echo "| scenario | load | req/s | items/s | ack p50 ms | ack p99 ms |"
-    echo "| --- | --- | --- | --- | --- | --- |"
+    echo "| scenario | load | req/s | items/s | ack p50 ms | ack p99 ms | server CPU µs/item |"
+    echo "| --- | --- | --- | --- | --- | --- | --- |"
     for i in "${!RESULTS[@]}"; do
         line="${RESULTS[$i]#RESULT }"
-        printf '| %s | %s %s %s, batch %s, %s senders%s | %s | %s | %s | %s |\n' \
+        printf '| %s | %s %s %s, batch %s, %s senders%s | %s | %s | %s | %s | %s |\n' \
             "${LABELS[$i]}" \
             "$(sed -nE 's/.*"protocol":"([a-z]+)".*/\1/p' <<<"$line")" \
             "$(sed -nE 's/.*"encoding":"([a-z]+)".*/\1/p' <<<"$line")" \
@@ -153,7 +176,7 @@ table() {
             "$(field "$line" batch)" "$(field "$line" concurrency)" \
             "$(r="$(field "$line" rate)"; [[ "$r" != null ]] && echo ", $r events/s offered")" \
             "$(field "$line" req_per_s)" "$(field "$line" events_per_s)" \
-            "$(field "$line" p50)" "$(field "$line" p99)"
+            "$(field "$line" p50)" "$(field "$line" p99)" "${CPU_US[$i]}"
     done
 }
 
