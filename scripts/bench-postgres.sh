@@ -156,12 +156,6 @@ echo "bench-postgres: database $DB_NAME, stream key $STREAM_KEY"
 
 CLK_TCK="$(getconf CLK_TCK)"
 
-# Prints "VmRSS VmHWM" in kB for the server process.
-mem_kb() {
-    awk '/^VmRSS:/ { rss = $2 } /^VmHWM:/ { hwm = $2 } END { print rss + 0, hwm + 0 }' \
-        "/proc/$SERVER_PID/status"
-}
-
 # CPU ticks (utime+stime, plus reaped children: Postgres forks autovacuum workers) of the processes named $1.
 # For postgres, client backends of other databases (other users of the server) are left out; the shared
 # background processes (WAL writer, checkpointer, …) are counted.
@@ -181,7 +175,7 @@ ticks_of_comm() {
 # Prints "server postgres redis busy" CPU ticks so far; busy is the whole machine's non-idle time.
 cpu_snapshot() {
     local server pg redis busy
-    server="$(sed -E 's/^.*\) //' "/proc/$SERVER_PID/stat" | awk '{ print $12 + $13 }')"
+    server="$(hw_server_cpu_ticks)"
     pg="$(ticks_of_comm postgres)"
     redis="$(ticks_of_comm redis-server)"
     busy="$(awk '/^cpu / { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat)"
@@ -265,7 +259,7 @@ run() {
     echo "bench-postgres: server pid $SERVER_PID, OTLP HTTP $HTTP_ADDR"
     sleep 1
     local idle_rss idle_hwm
-    read -r idle_rss idle_hwm < <(mem_kb)
+    read -r idle_rss idle_hwm < <(hw_server_mem_kb)
     if [[ -z "$IDLE_RSS" ]]; then
         IDLE_RSS="$idle_rss"
         IDLE_HWM="$idle_hwm"
@@ -331,7 +325,7 @@ run() {
     fi
 
     local rss hwm
-    read -r rss hwm < <(mem_kb)
+    read -r rss hwm < <(hw_server_mem_kb)
     if ((hwm > MAX_HWM)); then
         MAX_HWM="$hwm"
     fi

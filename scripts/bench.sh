@@ -84,17 +84,6 @@ done
 
 hw_init bench
 
-# Prints "VmRSS VmHWM" in kB for the server process.
-mem_kb() {
-    awk '/^VmRSS:/ { rss = $2 } /^VmHWM:/ { hwm = $2 } END { print rss + 0, hwm + 0 }' \
-        "/proc/$SERVER_PID/status"
-}
-
-# Prints the server's CPU time so far (user + system), in clock ticks.
-cpu_ticks() {
-    awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"
-}
-
 # Prints how many events the server has stored so far (the sum of its hivewatch_events_total series).
 stored_events() {
     curl -fsS "http://$HTTP_ADDR/metrics" |
@@ -111,7 +100,7 @@ if $PIN; then
 fi
 
 sleep 2
-read -r IDLE_RSS IDLE_HWM < <(mem_kb)
+read -r IDLE_RSS IDLE_HWM < <(hw_server_mem_kb)
 echo "bench: idle memory VmRSS ${IDLE_RSS} kB, VmHWM ${IDLE_HWM} kB"
 
 RESULTS=()
@@ -131,14 +120,14 @@ run() {
     fi
     echo
     echo "== $label: $* $LOAD_EXTRA_ARGS =="
+    ticks0="$(hw_server_cpu_ticks)"
+    events0="$(stored_events)"
     # In the background so that a signal to this script is handled at once (see hw_wait_child).
     # shellcheck disable=SC2086 # LOAD_EXTRA_ARGS is split on purpose
     "${LOAD_PIN[@]}" "$LOAD_BIN" "$@" $LOAD_EXTRA_ARGS >"$out" &
-    ticks0="$(cpu_ticks)"
-    events0="$(stored_events)"
     rc=0
     hw_wait_child $! || rc=$?
-    ticks=$(($(cpu_ticks) - ticks0))
+    ticks=$(($(hw_server_cpu_ticks) - ticks0))
     events=$(($(stored_events) - events0))
     cat "$out"
     if [[ $rc -ne 0 ]]; then
@@ -204,7 +193,7 @@ if ! hw_server_alive; then
     hw_show_server_logs
     exit 1
 fi
-read -r LOADED_RSS LOADED_HWM < <(mem_kb)
+read -r LOADED_RSS LOADED_HWM < <(hw_server_mem_kb)
 
 echo
 echo "bench: stopping server (SIGTERM)"

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
 # Runs a local `hivewatch serve` for the benchmark scripts; sourced by scripts/bench.sh and
-# scripts/bench-hook.sh, which run with `set -euo pipefail`.
+# scripts/bench-hook.sh and scripts/bench-postgres.sh, which run with `set -euo pipefail`.
 #
 #   hw_init PROG [--quiet-kill]  makes the temp dirs, installs the EXIT/INT/TERM traps
 #   hw_on_exit FUNC              has the EXIT trap call FUNC once the server is stopped (cleanup)
@@ -8,6 +8,8 @@
 #                                starts `$HIVEWATCH_BIN serve [ARGS...]`, sets HTTP_ADDR (and GRPC_ADDR)
 #   hw_server_alive              true while the server runs
 #   hw_show_server_logs          tails the server's stdout and stderr to stderr
+#   hw_server_mem_kb             prints the server's "VmRSS VmHWM" in kB
+#   hw_server_cpu_ticks          prints the server's CPU time so far (user + system), in clock ticks
 #   hw_wait_child PID            waits for a background child, stopped by the EXIT trap if need be
 #   hw_stop_server GRACE         SIGTERM, then SIGKILL after GRACE s; sets STOP_RC
 #
@@ -43,6 +45,17 @@ hw_on_exit() {
 
 hw_server_alive() {
     [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null
+}
+
+hw_server_mem_kb() {
+    awk '/^VmRSS:/ { rss = $2 } /^VmHWM:/ { hwm = $2 } END { print rss + 0, hwm + 0 }' \
+        "/proc/$SERVER_PID/status"
+}
+
+# The fields after the `(comm)` of /proc/PID/stat, which may itself hold spaces: utime and stime are the 12th
+# and 13th of them.
+hw_server_cpu_ticks() {
+    sed -E 's/^.*\) //' "/proc/$SERVER_PID/stat" | awk '{ print $12 + $13 }'
 }
 
 hw_show_server_logs() {

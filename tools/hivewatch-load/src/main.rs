@@ -216,6 +216,15 @@ impl Args {
         }
         Ok(())
     }
+
+    /// The encoding on the wire: gRPC is always protobuf, hook payloads are always JSON.
+    fn wire_encoding(&self) -> Encoding {
+        match (self.protocol, self.signal) {
+            (Protocol::Grpc, _) => Encoding::Protobuf,
+            (_, Signal::Hook) => Encoding::Json,
+            _ => self.encoding,
+        }
+    }
 }
 
 /// What every sender needs to know about the run.
@@ -354,7 +363,7 @@ async fn run(args: Args) -> Result<Report> {
     let transports = Transport::build(
         args.protocol,
         args.signal,
-        args.encoding,
+        args.wire_encoding(),
         &endpoint,
         args.concurrency,
         args.grpc_channels,
@@ -375,7 +384,7 @@ async fn run(args: Args) -> Result<Report> {
         timeout: Duration::from_secs_f64(args.timeout),
         concurrency: args.concurrency,
         request_rate: args.rate.map(|r| r / args.batch as f64),
-        encoding: args.encoding,
+        encoding: args.wire_encoding(),
         generator,
     });
 
@@ -387,7 +396,7 @@ async fn run(args: Args) -> Result<Report> {
         "hivewatch-load: {} {} ({}) -> {target}: {mode}, concurrency {}, batch {}, warmup {} s, measuring {} s",
         args.protocol.as_str(),
         args.signal.as_str(),
-        args.encoding.as_str(),
+        args.wire_encoding().as_str(),
         args.concurrency,
         args.batch,
         args.warmup,
@@ -412,11 +421,7 @@ async fn run(args: Args) -> Result<Report> {
     Ok(Report {
         protocol: args.protocol.as_str(),
         signal: args.signal.as_str(),
-        encoding: match (args.protocol, args.signal) {
-            (Protocol::Grpc, _) => "protobuf",
-            (_, Signal::Hook) => "json",
-            _ => args.encoding.as_str(),
-        },
+        encoding: args.wire_encoding().as_str(),
         endpoint: target,
         concurrency: args.concurrency,
         batch: args.batch,

@@ -164,9 +164,9 @@ impl Transport {
                     .pool_max_idle_per_host(senders)
                     .pool_idle_timeout(Duration::from_secs(60))
                     .build(connector);
-                let content_type = match (signal, encoding) {
-                    (Signal::Hook, _) | (_, Encoding::Json) => "application/json",
-                    (_, Encoding::Protobuf) => "application/x-protobuf",
+                let content_type = match encoding {
+                    Encoding::Json => "application/json",
+                    Encoding::Protobuf => "application/x-protobuf",
                 };
                 let t = Transport::Http {
                     client: Box::new(client),
