@@ -33,6 +33,11 @@ const S_FAIL = '04128219-b9d9-4a0f-898a-7a3abb4d3e00'; // a failing Bash call
 const S_SUB = '1d03709e-189a-498d-a6ca-69950cf4473b'; // a subagent, with transcripts
 const SUBAGENT = 'a828a481a9d4da57f';
 const FAILED_CALL = 'toolu_d48d22869260437182bd91e4';
+// The configuration record types the timelines fold away (web/js/store.js).
+const CONFIG_TYPES = [
+  'hook_registered', 'plugin_loaded', 'managed_settings_resolved', 'hook_execution_start', 'hook_execution_complete',
+  'InstructionsLoaded', 'ConfigChange', 'Setup',
+];
 
 const started = Date.now();
 const figures = {};
@@ -210,7 +215,9 @@ async function main() {
     await page.selectOption('#filter-event-type', '');
 
     // The session filter: only that session's events remain; the session view opens.
-    const failCount = hooks.filter((h) => h.item.session_id === S_FAIL).length;
+    // Less the configuration records, folded away.
+    const failCount = hooks.filter((h) => h.item.session_id === S_FAIL && !CONFIG_TYPES.includes(h.item.hook_event_name))
+      .length;
     await page.waitForSelector(`#filter-session option[value="${S_FAIL}"]`, { state: 'attached' });
     await page.selectOption('#filter-session', S_FAIL);
     await page.waitForFunction(

@@ -29,6 +29,7 @@ export function ingest(batch) {
       if (t < state.liveSince) state.liveSince = t;
     }
     if (state.match(ev)) forView.push(ev);
+    else if (state.configFolded(ev)) state.configHidden++;
     if (session.id && ev.session_id === session.id) sessionLiveEvent(ev);
   }
   if (outOfOrder) events.sort((a, b) => a.id - b.id);

@@ -11,7 +11,7 @@
 // and the start.
 import { initToken, saveToken } from './api.js';
 import { dom } from './dom.js';
-import { loadKnownSessions, optionsStale, renderOptions, setFilter } from './filters.js';
+import { loadKnownSessions, optionsStale, renderOptions, setFilter, showConfig } from './filters.js';
 import { eventKey } from './format.js';
 import { requestFrame, setFrameHandler } from './frame.js';
 import { ingest } from './ingest.js';
@@ -111,10 +111,12 @@ window.hivewatch = {
     lastFlushMs: Math.round(state.lastFlushMs * 10) / 10,
     maxFlushMs: Math.round(state.maxFlushMs * 10) / 10,
     filters: { ...state.filters },
+    configHidden: state.configHidden,
   }),
   has: (eventId) => state.byKey.has(eventId),
   dropConnection,
   setFilter,
+  showConfig,
   openSession,
 };
 
