@@ -5,10 +5,10 @@
 //
 // Sends recorded Claude Code payloads (OTLP JSON exports, hook payloads, transcripts) to the server, and checks what
 // the page shows: colored timeline rows, the session filter, the session view (agent lanes, tool-call waterfall with
-// the failed call marked, transcript), the pulse chart, reconnect with the filters kept, and that 10,000 events keep
-// the page responsive. With --read-token (a hivewatch started with that --read-token), checks instead that the page
-// asks for the token, then works with it, and takes it from its address. Exits 0 when every check passes; saves
-// screenshots into the artifact directory.
+// the failed call marked, transcript), the pulse chart, reconnect with the filters kept, that 10,000 events keep
+// the page responsive, and the board of their sessions. With --read-token (a hivewatch started with that
+// --read-token), checks instead that the page asks for the token, then works with it, and takes it from its
+// address. Exits 0 when every check passes; saves screenshots into the artifact directory.
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -91,7 +91,7 @@ async function launch() {
 }
 
 async function newPage(browser, pageErrors, { expect401 = false } = {}) {
-  const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
+  const context = await browser.newContext({ viewport: { width: 1600, height: 1000 }, locale: 'en-US' });
   const page = await context.newPage();
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => {
@@ -130,9 +130,13 @@ async function tokenChecks() {
     await page.waitForSelector('#status[data-state="open"]', { timeout: 15000 });
     await page.waitForFunction((eid) => window.hivewatch.has(eid), id);
     check(await page.$eval('#auth', (f) => f.hidden), 'with the token the stream opens and backfills');
-    await (await page.waitForSelector('#timeline .event[data-event-type="UserPromptSubmit"]')).click();
+    await page.click(`#board .card[data-session="${S_OK}"]`);
     await page.waitForFunction(() => /events/.test(document.getElementById('session-summary').textContent));
-    check(true, 'the session view reads the API with the token');
+    check(true, 'the board and the session view read the API with the token');
+    await page.click('#views button[data-view="events"]');
+    await (await page.waitForSelector('#timeline .event[data-event-type="UserPromptSubmit"]')).click();
+    await page.waitForSelector('#event-detail:not([hidden])');
+    check(true, 'the event timeline reads the stream with the token');
     await page.context().close();
 
     // The token in the address: taken, kept, removed from the address bar.
@@ -173,6 +177,10 @@ async function main() {
     check(resp.ok(), `GET / answers ${resp.status()}`);
     await page.waitForSelector('#status[data-state="open"]', { timeout: 15000 });
     check(true, 'the live stream connects (#status open)');
+
+    // The board is the opening view; the event timeline is one click away.
+    await page.click('#views button[data-view="events"]');
+    await page.waitForSelector('#timeline-pane', { state: 'visible' });
 
     // Native telemetry over OTLP/HTTP JSON, then hook payloads one by one.
     await post('/v1/logs', fs.readFileSync(path.join(FIXTURES, 'otlp-json/export_logs.json'), 'utf8'));
@@ -409,6 +417,18 @@ async function main() {
     figures.timeline_dom_rows = await page.$$eval('#timeline .event', (r) => r.length);
     check(figures.timeline_dom_rows < 150, `the timeline keeps ${figures.timeline_dom_rows} rows in the DOM for ${afterLoad.shown} events`);
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-10k.png') });
+
+    // The board after the load: a card for each of its sessions.
+    await page.click('#views button[data-view="board"]');
+    await page.waitForFunction(
+      (ids) => ids.every((id) => document.querySelector(`#board .card[data-session="${id}"]`)),
+      loadSessions, { timeout: 15000 },
+    );
+    figures.board_cards = await page.$$eval('#board .card', (c) => c.length);
+    check(true, `the board shows the ${loadSessions.length} sessions of the load (${figures.board_cards} cards)`);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'board-10k.png') });
+    await page.click('#views button[data-view="events"]');
+    await page.waitForSelector('#timeline-pane', { state: 'visible' });
 
     // A filter change applies within a couple of frames, measured in the page.
     const target = loadSessions[3];

@@ -1,6 +1,7 @@
 // The state the modules share: the events received, the view the filters leave, the filters, the values each
-// filter field has (for the select options), the stream's counters; and the compiled filter. Also the table of the
-// configuration record types that timelines fold away.
+// filter field has (for the select options), the stream's counters; and the compiled filter. Also the two tables
+// several modules read: the configuration record types that timelines fold away, and the session states with the
+// board group and the words of each.
 import { searchText } from './format.js';
 
 export const MAX_EVENTS = 25000;
@@ -13,6 +14,43 @@ export const CONFIG_TYPES = new Set([
   'InstructionsLoaded', 'ConfigChange', 'Setup',
 ]);
 export const isConfig = (ev) => CONFIG_TYPES.has(ev.event_type);
+
+// The board's groups, in the order shown, and each session state's group and words.
+export const GROUPS = [
+  ['needs', 'needs you'],
+  ['working', 'working'],
+  ['idle', 'idle'],
+  ['done', 'done / failed'],
+];
+export const STATES = {
+  waiting_for_permission: ['needs', 'waiting for permission'],
+  waiting_for_input: ['needs', 'waiting for input'],
+  working: ['working', 'working'],
+  compacting: ['working', 'compacting'],
+  idle: ['idle', 'idle'],
+  failed: ['done', 'failed'],
+  interrupted: ['done', 'interrupted'],
+  ended: ['done', 'ended'],
+  abandoned: ['done', 'abandoned'],
+};
+// A session's state; from a server without states, what its status says.
+export const stateOf = (s) => (STATES[s.state] ? s.state : s.status === 'ended' ? 'ended' : 'idle');
+export const groupOf = (s) => STATES[stateOf(s)][0];
+export const stateLabel = (s) => STATES[stateOf(s)][1];
+
+const STATE_FIELDS = ['state', 'state_since', 'waiting_on', 'state_detail', 'current_tool'];
+
+// `next`, a fresher read of a session, but with the state of `prev` if that state began later: a list or an answer
+// read before a live change of state must not undo it.
+export function keepLaterState(prev, next) {
+  if (!prev) return next;
+  const tp = Date.parse(prev.state_since);
+  const tn = Date.parse(next.state_since);
+  if (!(isFinite(tp) && (!isFinite(tn) || tp > tn))) return next;
+  const out = { ...next };
+  for (const k of STATE_FIELDS) out[k] = prev[k];
+  return out;
+}
 
 // Filters the server applies too: the dashboard field, its key in a subscribe message, its query parameter.
 export const SERVER_FIELDS = [
