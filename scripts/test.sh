@@ -14,7 +14,7 @@ ensure_redis
 ensure_prometheus
 
 # The test binaries whose servers use the default store; the second run points them at Postgres.
-STORE_TESTS=(fixtures_replay otel_sdk transcripts cli bad_input durability group_commit hook_client)
+STORE_TESTS=(fixtures_replay otel_sdk transcripts cli bad_input durability group_commit hook_client session_states notifications)
 
 # No exec: the EXIT trap of services.sh stops the throwaway services once the tests are done.
 rc=0

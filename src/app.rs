@@ -11,6 +11,8 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
+use crate::attention::Sweeper;
+use crate::attention::notify::Notifier;
 use crate::config::ServeArgs;
 use crate::inflight::InflightBudget;
 use crate::metrics::Metrics;
@@ -102,6 +104,7 @@ pub async fn serve(
                 redis_stream::start(store.clone(), config.clone(), instruments.clone(), meter);
             pipeline_config.outbox_owner = Some(sink.owner().to_string());
             sinks.push("redis_stream", Arc::new(sink));
+            sinks.push("live_states", Arc::new(live::StatesOnly(hub.clone())));
             // Every replica's clients see every replica's events: the hub reads the shared stream.
             let follower = tokio::spawn(live::follow_redis(hub.clone(), config.url, config.key));
             (Some(status), Some(task), Some(follower))
@@ -136,6 +139,32 @@ pub async fn serve(
         store.clone(),
         instruments.sessions_active.clone(),
     ));
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let notifier = match args.attention.rules() {
+        Some(_) => {
+            let notifier = Notifier::new(
+                store.clone(),
+                args.attention.notify_format,
+                args.attention.notify_secret.as_ref().map(|s| s.0.clone()),
+                instruments.clone(),
+                wake.clone(),
+            )
+            .context("cannot set up notifications")?;
+            Some(tokio::spawn(notifier.run()))
+        }
+        None => None,
+    };
+    let sweeper = tokio::spawn(
+        Sweeper {
+            store: store.clone(),
+            hub: hub.clone(),
+            instruments: instruments.clone(),
+            policy: args.attention.policy(),
+            every: args.attention.sweep_interval,
+            notify: args.attention.rules().map(|r| (r, wake)),
+        }
+        .run(),
+    );
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
         let mut rx = stop_rx.clone();
@@ -199,9 +228,15 @@ pub async fn serve(
         .await
         .context("the pipeline did not drain in time")?
         .context("pipeline task")?;
-    for task in [retention, Some(sessions_count), follower]
-        .into_iter()
-        .flatten()
+    for task in [
+        retention,
+        Some(sessions_count),
+        Some(sweeper),
+        notifier,
+        follower,
+    ]
+    .into_iter()
+    .flatten()
     {
         task.abort();
     }

@@ -24,6 +24,7 @@
 
 pub mod api;
 pub mod app;
+pub mod attention;
 pub mod auth;
 pub mod cli;
 pub mod config;

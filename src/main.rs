@@ -45,6 +45,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => hivewatch::app::run(*args).await,
             Command::Migrate(args) => hivewatch::cli::migrate(args).await,
             Command::Query(args) => hivewatch::cli::query::run(args).await,
+            Command::Status(args) => hivewatch::cli::status::run(args).await,
             Command::Consume(args) => hivewatch::cli::consume::run(args).await,
             Command::Tail(args) => hivewatch::cli::tail::run(args).await,
             Command::Version => {

@@ -25,7 +25,8 @@ async fn connect(server: &Server, query: &str) -> Socket {
     tokio_tungstenite::connect_async(url).await.unwrap().0
 }
 
-/// The next JSON message (skipping heartbeats unless asked for), within 10 s.
+/// The next JSON message (skipping heartbeats unless asked for, and session state changes, which
+/// tests/session_states.rs checks), within 10 s.
 async fn next(socket: &mut Socket, heartbeats: bool) -> Value {
     loop {
         let msg = tokio::time::timeout(Duration::from_secs(10), socket.next())
@@ -35,7 +36,7 @@ async fn next(socket: &mut Socket, heartbeats: bool) -> Value {
             .expect("frame");
         if let Message::Text(t) = msg {
             let v: Value = serde_json::from_str(&t).unwrap();
-            if heartbeats || v["type"] != "heartbeat" {
+            if v["type"] != "session_state" && (heartbeats || v["type"] != "heartbeat") {
                 return v;
             }
         }

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::model::StoredEvent;
-use crate::sink::live::{Filter, Subscription};
+use crate::sink::live::{Filter, Subject, Subscription};
 use crate::state::ReadState;
 use crate::store::{EventQuery, MAX_LIMIT, Order};
 
@@ -140,7 +140,11 @@ async fn serve_client(
             }
             next = sub.events.recv() => {
                 let Some(out) = next else { return };
-                if !filter.matches(&out.event) || backfilled.remove(&out.event.id) {
+                let wanted = match &out.subject {
+                    Subject::Event(ev) => filter.matches(ev) && !backfilled.remove(&ev.id),
+                    Subject::State(change) => filter.matches_session(&change.session),
+                };
+                if !wanted {
                     continue;
                 }
                 if !send(&mut socket, &out.frame).await {

@@ -3,6 +3,7 @@
 pub mod consume;
 pub mod install_hooks;
 pub mod query;
+pub mod status;
 pub mod tail;
 mod worktree_include;
 
@@ -45,6 +46,8 @@ pub enum Command {
     Tail(tail::TailArgs),
     /// Query a running hivewatch: events or sessions, as a table or JSON lines.
     Query(query::QueryArgs),
+    /// The sessions board of a running hivewatch: which session needs you, which works, which is done.
+    Status(status::StatusArgs),
     /// For Claude Code hooks: read one hook payload on stdin and deliver it; always exits 0, prints nothing.
     Hook(crate::hook_client::HookArgs),
     /// Deliver what `hook` spooled while the receiver was unreachable, and pending transcripts.

@@ -41,6 +41,10 @@ pub enum What {
     Sessions {
         #[arg(long)]
         source_app: Option<String>,
+        /// Only sessions in these states (comma-separated: idle, working, waiting_for_permission,
+        /// waiting_for_input, compacting, failed, interrupted, ended, abandoned).
+        #[arg(long)]
+        state: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
     },
@@ -119,10 +123,17 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
                 eprintln!("(more: pass the API's cursor={c})");
             }
         }
-        What::Sessions { source_app, limit } => {
+        What::Sessions {
+            source_app,
+            state,
+            limit,
+        } => {
             let mut params = vec![("limit", limit.to_string())];
             if let Some(a) = source_app {
                 params.push(("source_app", a.clone()));
+            }
+            if let Some(st) = state {
+                params.push(("state", st.clone()));
             }
             let body = get(
                 &format!("{base}/api/v1/observability/sessions?{}", encode(&params)),
@@ -134,9 +145,9 @@ pub async fn run(args: QueryArgs) -> anyhow::Result<()> {
                     println!("{ses}");
                 } else {
                     println!(
-                        "{}  {:<7} {:>6} events {:>4} tools  last {}  {}",
+                        "{}  {:<22} {:>6} events {:>4} tools  last {}  {}",
                         s(ses, "session_id"),
-                        s(ses, "status"),
+                        s(ses, "state"),
                         ses["event_count"],
                         ses["tool_call_count"],
                         s(ses, "last_seen"),
@@ -175,7 +186,7 @@ fn s<'a>(v: &'a Value, k: &str) -> &'a str {
     v.get(k).and_then(Value::as_str).unwrap_or("-")
 }
 
-fn encode(params: &[(&str, String)]) -> String {
+pub(crate) fn encode(params: &[(&str, String)]) -> String {
     params
         .iter()
         .map(|(k, v)| {
@@ -194,7 +205,7 @@ fn encode(params: &[(&str, String)]) -> String {
         .join("&")
 }
 
-async fn get(url: &str, token: Option<&str>) -> anyhow::Result<Value> {
+pub(crate) async fn get(url: &str, token: Option<&str>) -> anyhow::Result<Value> {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let uri: hyper::Uri = url
         .parse()

@@ -2,6 +2,7 @@
 //! two of them. Every flag is also an `HIVEWATCH_*` variable; `--help` is the reference and groups them by
 //! component. Values that every component parses alike (secrets, durations) are in [`secret`].
 
+mod attention;
 mod ingest;
 mod secret;
 mod sinks;
@@ -12,6 +13,7 @@ use clap::Args;
 use crate::pipeline::PipelineConfig;
 use crate::receiver::otlp_grpc::GrpcBounds;
 
+pub use attention::AttentionArgs;
 pub use ingest::{AuthArgs, LimitArgs, ListenArgs, PipelineArgs, RedactionArgs, TimeoutArgs};
 pub use secret::{Secret, parse_duration};
 pub use sinks::{ExportArgs, LiveArgs, RetentionArgs, StreamArgs};
@@ -53,6 +55,8 @@ pub struct ServeArgs {
     pub live: LiveArgs,
     #[command(flatten)]
     pub retention: RetentionArgs,
+    #[command(flatten)]
+    pub attention: AttentionArgs,
 }
 
 impl ServeArgs {
@@ -66,6 +70,7 @@ impl ServeArgs {
         self.stream.validate()?;
         self.export.validate()?;
         self.retention.validate()?;
+        self.attention.validate()?;
         self.auth.validate(self.listen.exposed())
     }
 

@@ -25,6 +25,8 @@ use opentelemetry_sdk::metrics::SdkMeterProvider;
 use prometheus::{Encoder, TextEncoder};
 
 use crate::model::StoredEvent;
+use crate::model::session_state::SessionStateChanged;
+use crate::store::StateCounts;
 
 /// Distinct tool names given their own label value; later ones are counted as `other`.
 pub const MAX_TOOL_NAMES: usize = 200;
@@ -36,6 +38,10 @@ const TOOL_BUCKETS: &[f64] = &[
 /// Seconds: request handling, commits, Redis round trips, delays.
 const LATENCY_BUCKETS: &[f64] = &[
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.15, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+];
+/// Seconds a session waited for a person: from a few seconds to hours.
+const WAIT_BUCKETS: &[f64] = &[
+    5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1200.0, 1800.0, 3600.0, 7200.0, 14400.0,
 ];
 const BATCH_BUCKETS: &[f64] = &[
     1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 2500.0, 5000.0, 10000.0,
@@ -70,6 +76,13 @@ pub struct Instruments {
     claude_code: claude_code::ClaudeCodeTotals,
     /// Filled by the store's periodic count (see `app`).
     pub sessions_active: Arc<AtomicI64>,
+    session_waiting: Histogram<f64>,
+    /// Sessions by state, filled by the attention sweep's count of the store.
+    pub session_states: Arc<Mutex<StateCounts>>,
+    pub(crate) notifications_sent: Counter<u64>,
+    pub(crate) notifications_failed: Counter<u64>,
+    /// Notifications persisted and not yet accepted by their target, over every replica.
+    pub notifications_pending: Arc<AtomicI64>,
 }
 
 impl Metrics {
@@ -84,9 +97,19 @@ impl Metrics {
         let meter = provider.meter("hivewatch");
         let instruments = Instruments::new(&meter);
         register_process_gauges(&meter, instruments.sessions_active.clone());
+        register_session_gauges(
+            &meter,
+            instruments.session_states.clone(),
+            instruments.notifications_pending.clone(),
+        );
         instruments.claude_code.register(&meter);
         // Series that exist before anything happened, so that rates and alerts read 0 rather than nothing.
         instruments.duplicates.add(0, &[]);
+        for kind in NOTIFICATION_KINDS {
+            let kind = [KeyValue::new("kind", *kind)];
+            instruments.notifications_sent.add(0, &kind);
+            instruments.notifications_failed.add(0, &kind);
+        }
         instruments.commit_errors.add(0, &[]);
         for kind in ["tool", "stop", "api", "span"] {
             instruments.failures.add(0, &[KeyValue::new("kind", kind)]);
@@ -260,6 +283,34 @@ impl Instruments {
             tool_names: Mutex::new(HashSet::new()),
             claude_code: claude_code::ClaudeCodeTotals::default(),
             sessions_active: Arc::new(AtomicI64::new(0)),
+            session_waiting: histogram(
+                meter,
+                "hivewatch_session_waiting_seconds",
+                "How long sessions waited for a person (waiting_for_permission or waiting_for_input), observed when the wait ends, by the state waited in",
+                WAIT_BUCKETS,
+            ),
+            session_states: Arc::default(),
+            notifications_sent: counter(
+                meter,
+                "hivewatch_notifications_sent",
+                "Notifications a target accepted (2xx), by kind",
+            ),
+            notifications_failed: counter(
+                meter,
+                "hivewatch_notifications_failed",
+                "Notification attempts that failed (error, timeout or non-2xx answer; retried with backoff), by kind",
+            ),
+            notifications_pending: Arc::new(AtomicI64::new(0)),
+        }
+    }
+
+    /// Records what a commit or a sweep changed of session states: the waits that ended.
+    pub fn state_changes(&self, changes: &[SessionStateChanged]) {
+        for c in changes {
+            if let Some(waited) = c.waited_seconds() {
+                self.session_waiting
+                    .record(waited, &[KeyValue::new("state", c.previous.state.as_str())]);
+            }
         }
     }
 
@@ -340,6 +391,42 @@ impl Instruments {
     pub fn otlp_metrics(&self, req: &ExportMetricsServiceRequest) {
         self.claude_code.add(req);
     }
+}
+
+/// Kinds of notification (`kind` label of the notification counters).
+pub const NOTIFICATION_KINDS: &[&str] = &["waiting", "failed", "finished"];
+
+fn register_session_gauges(
+    meter: &Meter,
+    states: Arc<Mutex<StateCounts>>,
+    pending: Arc<AtomicI64>,
+) {
+    let counts = states.clone();
+    meter
+        .i64_observable_gauge("hivewatch_sessions")
+        .with_description("Sessions by state, over every replica (counted in the store)")
+        .with_callback(move |o| {
+            let counts = counts.lock().unwrap_or_else(|p| p.into_inner());
+            for (state, n) in &counts.by_state {
+                o.observe(*n, &[KeyValue::new("state", state.as_str())]);
+            }
+        })
+        .build();
+    meter
+        .f64_observable_gauge("hivewatch_session_longest_wait_seconds")
+        .with_description(
+            "How long the session waiting longest for a person has waited so far (0: none waits)",
+        )
+        .with_callback(move |o| {
+            let counts = states.lock().unwrap_or_else(|p| p.into_inner());
+            o.observe(counts.longest_wait_seconds, &[]);
+        })
+        .build();
+    meter
+        .i64_observable_gauge("hivewatch_notifications_pending")
+        .with_description("Notifications persisted and not yet accepted by their target")
+        .with_callback(move |o| o.observe(pending.load(Ordering::Relaxed), &[]))
+        .build();
 }
 
 fn register_process_gauges(meter: &Meter, sessions_active: Arc<AtomicI64>) {

@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use uuid::Uuid;
 
+use super::session_state::SessionState;
 use super::time::micros;
 use super::{AgentEvent, EventType, Status};
 
@@ -22,6 +23,14 @@ pub struct SessionSummary {
     pub model: Option<String>,
     /// `active` until a SessionEnd, then `ended` (a later SessionStart makes it `active` again).
     pub status: String,
+    /// What the session is doing now (see `model::session_state`), since when, and what it waits on.
+    pub state: SessionState,
+    pub state_since: DateTime<Utc>,
+    pub waiting_on: Option<String>,
+    /// The error kind of a failure, or the notification type of a wait.
+    pub state_detail: Option<String>,
+    pub current_tool: Option<String>,
+    pub running_subagents: i64,
     #[serde(flatten)]
     pub totals: SessionTotals,
 }

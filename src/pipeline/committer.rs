@@ -183,6 +183,7 @@ impl Committer {
         self.sinks.deliver(&Committed {
             outbox_seq: outcome.outbox_seq,
             events: outcome.inserted.into(),
+            states: outcome.states.into(),
         });
     }
 }

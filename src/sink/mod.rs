@@ -10,6 +10,7 @@ pub mod redis_stream;
 use std::sync::Arc;
 
 use crate::model::StoredEvent;
+use crate::model::session_state::SessionStateChanged;
 
 /// One committed batch, as every sink sees it.
 #[derive(Debug, Clone)]
@@ -18,6 +19,8 @@ pub struct Committed {
     pub outbox_seq: Option<i64>,
     /// Newly stored events, in commit order.
     pub events: Arc<[StoredEvent]>,
+    /// Sessions whose state the batch changed.
+    pub states: Arc<[SessionStateChanged]>,
 }
 
 /// What receives committed batches.

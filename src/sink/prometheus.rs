@@ -27,6 +27,7 @@ impl PrometheusSink {
 impl Sink for PrometheusSink {
     fn deliver(&self, batch: &Committed) {
         let m = &self.instruments;
+        m.state_changes(&batch.states);
         let mut by_type: HashMap<(Source, &str), u64> = HashMap::new();
         let mut failures: HashMap<&'static str, u64> = HashMap::new();
         let mut tools: HashMap<(String, Status), u64> = HashMap::new();

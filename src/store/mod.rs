@@ -8,18 +8,21 @@
 
 #[macro_use]
 mod query;
+pub mod notifications;
 pub mod outbox;
 mod postgres;
 pub mod retention;
 mod rows;
 mod schema;
 mod sqlite;
+pub mod states;
 
 use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use crate::model::session_state::SessionStateChanged;
 use crate::model::sessions::SessionSummary;
 use crate::model::transcripts::TranscriptEntry;
 use crate::model::{AgentEvent, StoredEvent};
@@ -29,6 +32,7 @@ pub use postgres::{PgStore, describe_url};
 pub use query::{Cursor, DEFAULT_LIMIT, EventPage, EventQuery, MAX_LIMIT, Order, SessionQuery};
 pub use retention::Retained;
 pub use sqlite::SqliteStore;
+pub use states::{StateCounts, SweepPolicy};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -91,6 +95,8 @@ pub struct CommitOutcome {
     pub duplicates: usize,
     /// The outbox row written with the batch, when the commit was asked to write one.
     pub outbox_seq: Option<i64>,
+    /// Sessions whose state the batch changed.
+    pub states: Vec<SessionStateChanged>,
 }
 
 impl CommitOutcome {
@@ -103,9 +109,11 @@ impl CommitOutcome {
         latencies: &std::collections::HashMap<i64, i64>,
         received_at: DateTime<Utc>,
         outbox_seq: Option<i64>,
+        states: Vec<SessionStateChanged>,
     ) -> CommitOutcome {
         let mut out = CommitOutcome {
             outbox_seq,
+            states,
             ..Default::default()
         };
         for (mut event, id) in events.into_iter().zip(ids) {

@@ -78,6 +78,11 @@ macro_rules! session_query {
         if let Some(v) = &q.status {
             query = query.filter(s::status.eq(v.clone()));
         }
+        let states = q.states()?;
+        if !states.is_empty() {
+            query = query
+                .filter(s::state.eq_any(states.iter().map(|s| s.as_str()).collect::<Vec<_>>()));
+        }
         if let Some(t) = q.since {
             query = query.filter(s::last_seen.ge($time(t)));
         }
@@ -92,6 +97,7 @@ use uuid::Uuid;
 
 use super::StoreError;
 use crate::model::StoredEvent;
+use crate::model::session_state::SessionState;
 use crate::model::time::micros;
 
 /// Filters of `GET /api/v1/observability/events`.
@@ -197,8 +203,20 @@ impl Cursor {
 pub struct SessionQuery {
     pub source_app: Option<String>,
     pub status: Option<String>,
+    /// Comma-separated session states (`?state=waiting_for_permission,waiting_for_input`).
+    pub state: Option<String>,
     pub since: Option<DateTime<Utc>>,
     pub limit: Option<u32>,
+}
+
+impl SessionQuery {
+    /// The states asked for; an unknown one is a bad query that names it.
+    pub fn states(&self) -> Result<Vec<SessionState>, StoreError> {
+        self.state
+            .as_deref()
+            .map_or(Ok(Vec::new()), SessionState::parse_list)
+            .map_err(StoreError::BadQuery)
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use super::Store;
 /// What retention deletes, table by table: `(table, key columns, the time compared with the cutoff)`. Each is
 /// deleted a chunk of [`RETENTION_CHUNK`] rows per statement, so that no statement holds locks (or SQLite's writer)
 /// for long.
-pub const RETAINED_TABLES: [(&str, &str, &str); 5] = [
+pub const RETAINED_TABLES: [(&str, &str, &str); 6] = [
     ("agent_events", "id", "created_at"),
     (
         "tool_calls",
@@ -15,6 +15,7 @@ pub const RETAINED_TABLES: [(&str, &str, &str); 5] = [
     ("chat_transcripts", "id", "created_at"),
     ("sessions", "session_id", "last_seen"),
     ("event_outbox", "seq", "created_at"),
+    ("notifications", "id", "created_at"),
 ];
 
 pub const RETENTION_CHUNK: u64 = 5_000;

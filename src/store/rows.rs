@@ -166,6 +166,12 @@ macro_rules! session_row {
             input_tokens: i64,
             output_tokens: i64,
             cost_usd: f64,
+            state: String,
+            state_since: Option<$time>,
+            waiting_on: Option<String>,
+            state_detail: Option<String>,
+            current_tool: Option<String>,
+            subagents: i64,
         }
 
         impl SessionRow {
@@ -173,10 +179,21 @@ macro_rules! session_row {
                 self,
             ) -> Result<$crate::model::sessions::SessionSummary, $crate::store::StoreError> {
                 use $crate::store::rows::ToModel;
+                let first_seen = self.first_seen.to_model("first_seen")?;
                 Ok($crate::model::sessions::SessionSummary {
                     session_id: self.session_id.to_model("session_id")?,
                     source_app: self.source_app,
-                    first_seen: self.first_seen.to_model("first_seen")?,
+                    first_seen,
+                    state: $crate::model::session_state::SessionState::parse(&self.state)
+                        .ok_or_else(|| $crate::store::query::corrupt("state", &self.state))?,
+                    state_since: match self.state_since {
+                        Some(t) => t.to_model("state_since")?,
+                        None => first_seen,
+                    },
+                    waiting_on: self.waiting_on,
+                    state_detail: self.state_detail,
+                    current_tool: self.current_tool,
+                    running_subagents: self.subagents,
                     last_seen: self.last_seen.to_model("last_seen")?,
                     cwd: self.cwd,
                     model: self.model,

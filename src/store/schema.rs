@@ -76,6 +76,34 @@ macro_rules! tables {
                 input_tokens -> BigInt,
                 output_tokens -> BigInt,
                 cost_usd -> Double,
+                state -> Text,
+                state_since -> Nullable<$time>,
+                state_at -> Nullable<$time>,
+                waiting_on -> Nullable<Text>,
+                state_agent -> Nullable<Text>,
+                state_detail -> Nullable<Text>,
+                current_tool -> Nullable<Text>,
+                subagents -> BigInt,
+                stop_pending -> Bool,
+                hooked -> Bool,
+                notified_since -> Nullable<$time>,
+            }
+        }
+
+        diesel::table! {
+            notifications (id) {
+                id -> BigInt,
+                session_id -> $uuid,
+                kind -> Text,
+                episode -> $time,
+                target -> Text,
+                body -> Text,
+                created_at -> $time,
+                attempts -> Integer,
+                next_attempt_at -> $time,
+                lease_until -> Nullable<$time>,
+                sent_at -> Nullable<$time>,
+                last_error -> Nullable<Text>,
             }
         }
 

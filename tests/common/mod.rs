@@ -196,6 +196,18 @@ impl Server {
         std::fs::read_to_string(self.data_dir.join("stderr.log")).unwrap_or_default()
     }
 
+    /// What `GET /metrics` serves, as text.
+    pub async fn metrics_text(&self) -> String {
+        client()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("GET /metrics")
+            .text()
+            .await
+            .expect("the metrics text")
+    }
+
     pub async fn get(&self, path: &str) -> Value {
         let resp = client().get(self.url(path)).send().await.expect("GET");
         let status = resp.status();

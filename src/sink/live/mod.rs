@@ -24,6 +24,8 @@ use uuid::Uuid;
 
 use super::{Committed, Sink};
 use crate::model::StoredEvent;
+use crate::model::session_state::SessionStateChanged;
+use crate::model::sessions::SessionSummary;
 
 /// Events a client may have queued before it starts missing some.
 pub const CLIENT_QUEUE: usize = 1024;
@@ -49,14 +51,33 @@ impl Filter {
             && (self.event_types.is_empty()
                 || self.event_types.iter().any(|t| e.event_type == t.as_str()))
     }
+
+    /// A session's state change goes to the clients that follow its session or source app (the agent and
+    /// event-type filters choose events, not sessions).
+    pub fn matches_session(&self, s: &SessionSummary) -> bool {
+        (self.source_apps.is_empty() || self.source_apps.contains(&s.source_app))
+            && (self.sessions.is_empty() || self.sessions.contains(&s.session_id))
+    }
 }
 
-/// One event on its way to clients, serialized once.
+/// One event or session state change on its way to clients, serialized once.
 #[derive(Debug, Clone)]
 pub struct Outgoing {
-    pub event: Arc<StoredEvent>,
-    /// `{"type":"event","event":…}`
+    pub subject: Subject,
+    /// `{"type":"event","event":…}` or `{"type":"session_state","session":…,"previous":…}`
     pub frame: Arc<str>,
+}
+
+#[derive(Debug, Clone)]
+pub enum Subject {
+    Event(Arc<StoredEvent>),
+    State(Arc<SessionStateChanged>),
+}
+
+/// What reaches the hub's fan-out.
+enum Item {
+    Events(Arc<[StoredEvent]>),
+    States(Arc<[SessionStateChanged]>),
 }
 
 struct Client {
@@ -116,7 +137,7 @@ impl std::fmt::Debug for Hub {
 #[derive(Clone)]
 pub struct Hub {
     registry: Arc<Mutex<Registry>>,
-    tx: mpsc::Sender<Arc<[StoredEvent]>>,
+    tx: mpsc::Sender<Item>,
     next_id: Arc<AtomicU64>,
     pub stats: Arc<HubStats>,
     /// How often an idle client gets a heartbeat.
@@ -190,7 +211,16 @@ impl Hub {
     /// dropped for everyone and counted.
     pub fn publish(&self, events: Arc<[StoredEvent]>) {
         let n = events.len() as u64;
-        if self.tx.try_send(events).is_err() {
+        if self.tx.try_send(Item::Events(events)).is_err() {
+            self.stats.dropped.fetch_add(n, Ordering::Relaxed);
+            self.stats.lost.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// Hands session state changes to the hub without waiting (dropped and counted like events when it is full).
+    pub fn publish_states(&self, states: Arc<[SessionStateChanged]>) {
+        let n = states.len() as u64;
+        if n > 0 && self.tx.try_send(Item::States(states)).is_err() {
             self.stats.dropped.fetch_add(n, Ordering::Relaxed);
             self.stats.lost.fetch_add(n, Ordering::Relaxed);
         }
@@ -253,38 +283,77 @@ impl Hub {
         out
     }
 
-    async fn fan_out(self, mut rx: mpsc::Receiver<Arc<[StoredEvent]>>) {
-        while let Some(batch) = rx.recv().await {
+    async fn fan_out(self, mut rx: mpsc::Receiver<Item>) {
+        while let Some(item) = rx.recv().await {
             let reg = self.registry.lock().unwrap_or_else(|p| p.into_inner());
             if reg.clients.is_empty() {
                 continue;
             }
-            let none = Vec::new();
-            let unrestricted = reg.by_session.get(&None).unwrap_or(&none);
-            for ev in batch.iter() {
-                let mut outgoing: Option<Outgoing> = None;
-                let of_session = reg
-                    .by_session
-                    .get(&Some(ev.event.session_id))
-                    .unwrap_or(&none);
-                for id in unrestricted.iter().chain(of_session) {
-                    let Some(client) = reg.clients.get(id) else {
-                        continue;
-                    };
-                    if !client.filter.matches(ev) {
-                        continue;
-                    }
-                    let out = outgoing.get_or_insert_with(|| Outgoing {
-                        event: Arc::new(ev.clone()),
-                        frame: event_frame(ev).into(),
-                    });
-                    if client.tx.try_send(out.clone()).is_ok() {
-                        self.stats.sent.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        client.info.missed.fetch_add(1, Ordering::Relaxed);
-                        self.stats.dropped.fetch_add(1, Ordering::Relaxed);
+            match item {
+                Item::Events(batch) => {
+                    for ev in batch.iter() {
+                        let mut outgoing = None;
+                        self.offer(
+                            &reg,
+                            ev.event.session_id,
+                            |f| f.matches(ev),
+                            || Outgoing {
+                                subject: Subject::Event(Arc::new(ev.clone())),
+                                frame: event_frame(ev).into(),
+                            },
+                            &mut outgoing,
+                        );
                     }
                 }
+                Item::States(changes) => {
+                    for c in changes.iter() {
+                        let mut outgoing = None;
+                        self.offer(
+                            &reg,
+                            c.session.session_id,
+                            |f| f.matches_session(&c.session),
+                            || Outgoing {
+                                subject: Subject::State(Arc::new(c.clone())),
+                                frame: state_frame(c).into(),
+                            },
+                            &mut outgoing,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queues one message for the clients of `session` and the unrestricted ones that `matches`; serialized (by
+    /// `make`) once, for the first of them.
+    fn offer(
+        &self,
+        reg: &Registry,
+        session: Uuid,
+        matches: impl Fn(&Filter) -> bool,
+        make: impl FnOnce() -> Outgoing,
+        outgoing: &mut Option<Outgoing>,
+    ) {
+        let none = Vec::new();
+        let unrestricted = reg.by_session.get(&None).unwrap_or(&none);
+        let of_session = reg.by_session.get(&Some(session)).unwrap_or(&none);
+        let mut make = Some(make);
+        for id in unrestricted.iter().chain(of_session) {
+            let Some(client) = reg.clients.get(id) else {
+                continue;
+            };
+            if !matches(&client.filter) {
+                continue;
+            }
+            let out = match outgoing {
+                Some(out) => out,
+                None => outgoing.insert(make.take().expect("made once")()),
+            };
+            if client.tx.try_send(out.clone()).is_ok() {
+                self.stats.sent.fetch_add(1, Ordering::Relaxed);
+            } else {
+                client.info.missed.fetch_add(1, Ordering::Relaxed);
+                self.stats.dropped.fetch_add(1, Ordering::Relaxed);
             }
         }
     }
@@ -293,7 +362,23 @@ impl Hub {
 impl Sink for Hub {
     fn deliver(&self, batch: &Committed) {
         self.publish(batch.events.clone());
+        self.publish_states(batch.states.clone());
     }
+}
+
+/// The hub as a sink of session state changes only: with the Redis stream configured, events reach the hub from
+/// the stream, and state changes from this process's commits.
+pub struct StatesOnly(pub Hub);
+
+impl Sink for StatesOnly {
+    fn deliver(&self, batch: &Committed) {
+        self.0.publish_states(batch.states.clone());
+    }
+}
+
+pub fn state_frame(c: &SessionStateChanged) -> String {
+    serde_json::json!({"type": "session_state", "session": c.session, "previous": c.previous})
+        .to_string()
 }
 
 pub fn event_frame(ev: &StoredEvent) -> String {

@@ -242,6 +242,7 @@ mod tests {
             sink.deliver(&Committed {
                 outbox_seq: outcome.outbox_seq,
                 events: outcome.inserted.into(),
+                states: outcome.states.into(),
             });
         }
     }

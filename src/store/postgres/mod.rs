@@ -5,9 +5,11 @@
 //! the same time (sessions, tool calls) are written in key order, so two replicas never wait on each other in a
 //! cycle; a deadlock or serialization failure is retried a few times before the batch is answered 503.
 
+mod notifications;
 mod queries;
 mod rows;
 pub(super) mod schema;
+mod states;
 mod writes;
 
 use std::time::Duration;
@@ -99,7 +101,7 @@ impl PgStore {
         let received_at = Utc::now();
         let columns = EventColumns::new(&events, received_at);
         let mut attempt = 0;
-        let (ids, pairs, outbox_seq) = loop {
+        let (ids, pairs, outbox_seq, states) = loop {
             attempt += 1;
             let mut conn = match self.conn().await {
                 Ok(c) => c,
@@ -127,6 +129,7 @@ impl PgStore {
                         .collect();
                     let pairs = pair_tools(conn, &halves, &own_latency).await?;
                     upsert_sessions(conn, session_deltas(inserted)).await?;
+                    let states = states::advance_states(conn, &stored).await?;
                     let seq = match outbox_owner {
                         Some(owner) if !ids.is_empty() => {
                             let mut committed: Vec<(usize, i64)> =
@@ -146,7 +149,7 @@ impl PgStore {
                         }
                         _ => None,
                     };
-                    Ok((ids, pairs, seq))
+                    Ok((ids, pairs, seq, states))
                 })
                 .await;
             match result {
@@ -169,6 +172,7 @@ impl PgStore {
             &pairs,
             received_at,
             outbox_seq,
+            states,
         ))
     }
 

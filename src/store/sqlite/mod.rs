@@ -3,9 +3,11 @@
 //! One writer connection takes every group commit (SQLite allows one writer at a time anyway); a small pool of
 //! reader connections serves queries concurrently with it. All calls run on tokio's blocking pool.
 
+mod notifications;
 mod queries;
 mod rows;
 pub(super) mod schema;
+mod states;
 mod volume;
 mod writes;
 
@@ -221,6 +223,7 @@ impl SqliteStore {
                 .collect();
             let latencies = pair_tools(conn, &stored)?;
             upsert_sessions(conn, &session_deltas(stored.iter().map(|(_, ev)| *ev)))?;
+            let states = states::advance_states(conn, &stored)?;
             let mut outbox_seq = None;
             if let Some(owner) = outbox_owner.filter(|_| !stored.is_empty()) {
                 use schema::event_outbox::dsl as o;
@@ -236,9 +239,9 @@ impl SqliteStore {
                         .get_result(conn)?,
                 );
             }
-            Ok((ids, latencies, outbox_seq))
+            Ok((ids, latencies, outbox_seq, states))
         });
-        let (ids, latencies, outbox_seq) = match result {
+        let (ids, latencies, outbox_seq, states) = match result {
             Ok(done) => done,
             Err(e) => return Err((e, events)),
         };
@@ -248,6 +251,7 @@ impl SqliteStore {
             &latencies,
             received_at,
             outbox_seq,
+            states,
         ))
     }
 

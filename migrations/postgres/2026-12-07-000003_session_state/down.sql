@@ -1,0 +1,14 @@
+DROP TABLE notifications;
+DROP INDEX idx_sessions_state;
+ALTER TABLE sessions
+    DROP COLUMN notified_since,
+    DROP COLUMN hooked,
+    DROP COLUMN stop_pending,
+    DROP COLUMN subagents,
+    DROP COLUMN current_tool,
+    DROP COLUMN state_detail,
+    DROP COLUMN state_agent,
+    DROP COLUMN waiting_on,
+    DROP COLUMN state_at,
+    DROP COLUMN state_since,
+    DROP COLUMN state;

@@ -1,0 +1,13 @@
+DROP TABLE notifications;
+DROP INDEX idx_sessions_state;
+ALTER TABLE sessions DROP COLUMN notified_since;
+ALTER TABLE sessions DROP COLUMN hooked;
+ALTER TABLE sessions DROP COLUMN stop_pending;
+ALTER TABLE sessions DROP COLUMN subagents;
+ALTER TABLE sessions DROP COLUMN current_tool;
+ALTER TABLE sessions DROP COLUMN state_detail;
+ALTER TABLE sessions DROP COLUMN state_agent;
+ALTER TABLE sessions DROP COLUMN waiting_on;
+ALTER TABLE sessions DROP COLUMN state_at;
+ALTER TABLE sessions DROP COLUMN state_since;
+ALTER TABLE sessions DROP COLUMN state;
