@@ -1,5 +1,6 @@
 //! The built-in dashboard in a real browser: tests/browser/dashboard.mjs drives Debian's headless Chromium with
-//! playwright-core against the real binary (events over OTLP and the hook endpoint, the session filter, the session
+//! playwright-core against the real binary (the board of sessions following hook events live through their
+//! states, events over OTLP and the hook endpoint, configuration records folded, the session filter, the session
 //! view, reconnect, 10,000 events, and a read token). Screenshots land in target/test-artifacts/.
 
 mod common;

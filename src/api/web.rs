@@ -23,6 +23,7 @@ macro_rules! modules {
 const MODULES: &[(&str, &str)] = modules![
     "main.js",
     "api.js",
+    "board.js",
     "colors.js",
     "dom.js",
     "filters.js",
@@ -37,6 +38,7 @@ const MODULES: &[(&str, &str)] = modules![
     "stream.js",
     "timeline.js",
     "transcript.js",
+    "views.js",
     "waterfall.js",
 ];
 

@@ -3,12 +3,16 @@
 //   node tests/browser/dashboard.mjs http://127.0.0.1:4318 target/test-artifacts
 //   node tests/browser/dashboard.mjs http://127.0.0.1:4318 target/test-artifacts --read-token=SECRET
 //
-// Sends recorded Claude Code payloads (OTLP JSON exports, hook payloads, transcripts) to the server, and checks what
-// the page shows: colored timeline rows, the session filter, the session view (agent lanes, tool-call waterfall with
-// the failed call marked, transcript), the pulse chart, reconnect with the filters kept, and that 10,000 events keep
-// the page responsive. With --read-token (a hivewatch started with that --read-token), checks instead that the page
-// asks for the token, then works with it, and takes it from its address. Exits 0 when every check passes; saves
-// screenshots into the artifact directory.
+// First the board, the page's opening view: a session driven through its states with hook events (idle, working,
+// waiting for permission, working, ended) and another that fails, each change seen live on its card (group, what
+// it waits on, time in the state, tokens and cost from an OTLP api_request); a click on the card opens the session
+// with its tokens and cost; the event timeline is one click away, with configuration records folded unless asked
+// for; a reload keeps the view. Then it sends recorded Claude Code payloads (OTLP JSON exports, hook payloads,
+// transcripts) and checks the event timeline: colored rows, the session filter, the session view (agent lanes,
+// tool-call waterfall with the failed call marked, transcript), the pulse chart, reconnect with the filters kept,
+// that 10,000 events keep the page responsive, and their sessions on the board. With --read-token (a hivewatch started with that --read-token),
+// checks instead that the page asks for the token, then works with it, and takes it from its address. Exits 0 when
+// every check passes; saves screenshots into the artifact directory.
 import { chromium } from 'playwright-core';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -33,6 +37,11 @@ const S_FAIL = '04128219-b9d9-4a0f-898a-7a3abb4d3e00'; // a failing Bash call
 const S_SUB = '1d03709e-189a-498d-a6ca-69950cf4473b'; // a subagent, with transcripts
 const SUBAGENT = 'a828a481a9d4da57f';
 const FAILED_CALL = 'toolu_d48d22869260437182bd91e4';
+// The configuration record types the timelines fold away (web/js/store.js).
+const CONFIG_TYPES = [
+  'hook_registered', 'plugin_loaded', 'managed_settings_resolved', 'hook_execution_start', 'hook_execution_complete',
+  'InstructionsLoaded', 'ConfigChange', 'Setup',
+];
 
 const started = Date.now();
 const figures = {};
@@ -61,6 +70,38 @@ async function post(p, body, headers = {}) {
   return text ? JSON.parse(text) : null;
 }
 
+// One hook event of `session`, stamped now (the session's state changes from its time).
+async function hookNow(session, name, fields = {}) {
+  const id = randomUUID();
+  await post(
+    '/api/v1/observability/event',
+    { session_id: session, hook_event_name: name, ...fields },
+    { 'x-hivewatch-time': new Date().toISOString(), 'x-hivewatch-event-id': id },
+  );
+  return id;
+}
+
+// One Claude Code native log event (`event.name` = `name`) of `session` over OTLP/HTTP JSON, stamped now.
+async function otlpLogNow(session, name, attributes) {
+  const now = Date.now();
+  const value = (v) =>
+    typeof v === 'number' ? (Number.isInteger(v) ? { intValue: String(v) } : { doubleValue: v }) : { stringValue: String(v) };
+  const attrs = { 'session.id': session, 'event.name': name, 'event.timestamp': new Date(now).toISOString(), ...attributes };
+  await post('/v1/logs', {
+    resourceLogs: [{
+      resource: { attributes: [{ key: 'service.name', value: { stringValue: 'claude-code' } }] },
+      scopeLogs: [{
+        scope: { name: 'com.anthropic.claude_code.events' },
+        logRecords: [{
+          timeUnixNano: String(BigInt(now) * 1000000n),
+          body: { stringValue: `claude_code.${name}` },
+          attributes: Object.entries(attrs).map(([key, v]) => ({ key, value: value(v) })),
+        }],
+      }],
+    }],
+  });
+}
+
 // The hook payloads of some sessions, in the order a session produces them, stamped a few hundred ms apart.
 const LIFECYCLE = [
   'SessionStart', 'InstructionsLoaded', 'UserPromptSubmit', 'UserPromptExpansion', 'SubagentStart', 'PreToolUse',
@@ -86,7 +127,7 @@ async function launch() {
 }
 
 async function newPage(browser, pageErrors, { expect401 = false } = {}) {
-  const context = await browser.newContext({ viewport: { width: 1600, height: 1000 } });
+  const context = await browser.newContext({ viewport: { width: 1600, height: 1000 }, locale: 'en-US' });
   const page = await context.newPage();
   page.on('pageerror', (e) => pageErrors.push(String(e)));
   page.on('console', (m) => {
@@ -125,9 +166,13 @@ async function tokenChecks() {
     await page.waitForSelector('#status[data-state="open"]', { timeout: 15000 });
     await page.waitForFunction((eid) => window.hivewatch.has(eid), id);
     check(await page.$eval('#auth', (f) => f.hidden), 'with the token the stream opens and backfills');
-    await (await page.waitForSelector('#timeline .event[data-event-type="UserPromptSubmit"]')).click();
+    await page.click(`#board .card[data-session="${S_OK}"]`);
     await page.waitForFunction(() => /events/.test(document.getElementById('session-summary').textContent));
-    check(true, 'the session view reads the API with the token');
+    check(true, 'the board and the session view read the API with the token');
+    await page.click('#views button[data-view="events"]');
+    await (await page.waitForSelector('#timeline .event[data-event-type="UserPromptSubmit"]')).click();
+    await page.waitForSelector('#event-detail:not([hidden])');
+    check(true, 'the event timeline reads the stream with the token');
     await page.context().close();
 
     // The token in the address: taken, kept, removed from the address bar.
@@ -149,6 +194,191 @@ async function tokenChecks() {
   }
 }
 
+// The board: one session driven through its states, another that fails, all seen live on their cards; the session
+// view from a card; the event timeline one click away, configuration records folded there and in the session's
+// lanes; a reload keeps the view and the open session.
+async function boardChecks(page, stats, waitStats) {
+  const S = randomUUID();
+  const S_FAILS = randomUUID();
+  const APP = 'board-test';
+  const CWD = '/home/dev/projects/board-demo';
+  const common = { source_app: APP, cwd: CWD };
+  const card = (id) => `#board .card[data-session="${id}"]`;
+  const inGroup = (group, id) => `#board .board-group[data-group="${group}"] .card[data-session="${id}"]`;
+  const cardField = (id, field) => page.textContent(`${card(id)} [data-field="${field}"]`);
+  // Seconds in the state, as the card shows them (`12 s`; a minute or more would be `1 min 02 s`).
+  const sinceSeconds = (id) =>
+    page.$eval(`${card(id)} [data-field="since"]`, (n) => {
+      const m = /^(\d+) s$/.exec(n.textContent.trim());
+      return m ? Number(m[1]) : Infinity;
+    });
+  // Posts, then waits for the card in `group`: the time it took is reported.
+  const moveTo = async (group, id, what, send) => {
+    const before = (await stats()).board.liveStates;
+    const t = Date.now();
+    await send();
+    await page.waitForSelector(inGroup(group, id), { timeout: 10000 }).catch(async (e) => {
+      throw new Error(`${what}: ${e.message.split('\n')[0]}; stats ${JSON.stringify(await stats())}`);
+    });
+    figures[`board_${what.replace(/\W+/g, '_')}_ms`] = Date.now() - t;
+    await waitStats((n) => window.hivewatch.stats().board.liveStates > n, before, `${what}: a session_state message`);
+  };
+
+  check(
+    (await page.getAttribute('body', 'data-view')) === 'board' && (await page.isVisible('#board-pane')) &&
+      !(await page.isVisible('#timeline-pane')) && !(await page.isVisible('#filters')),
+    'the page opens on the board, the event timeline out of view',
+  );
+  // A reload would lose this: the board must change in place.
+  await page.evaluate(() => {
+    window.__noReload = true;
+  });
+  // The groups the session's card was seen in, in order.
+  await page.evaluate((id) => {
+    window.__trail = [];
+    const note = () => {
+      const c = document.querySelector(`#board .card[data-session="${id}"]`);
+      if (c && window.__trail.at(-1) !== c.dataset.group) window.__trail.push(c.dataset.group);
+    };
+    new MutationObserver(note).observe(document.getElementById('board'), {
+      subtree: true, childList: true, attributes: true, attributeFilter: ['data-group'],
+    });
+  }, S);
+
+  await moveTo('idle', S, 'session start: idle', () =>
+    hookNow(S, 'SessionStart', { ...common, source: 'startup', model: 'claude-opus-4-8' }));
+  check((await cardField(S, 'cwd')) === CWD && (await page.textContent(`${card(S)} .card-name`)) === 'board-demo',
+    'the card names the project (the cwd and its last part)');
+  check((await cardField(S, 'source_app')).length > 0, `the card shows the source app (${await cardField(S, 'source_app')})`);
+
+  await moveTo('working', S, 'prompt: working', () =>
+    hookNow(S, 'UserPromptSubmit', { ...common, prompt: 'make the board', prompt_id: 'p-board' }));
+  // Working still (no change of state): the card learns the tool from the sessions list read again.
+  await hookNow(S, 'PreToolUse', {
+    ...common, prompt_id: 'p-board', tool_name: 'Bash', tool_use_id: 'toolu_board_1',
+    tool_input: { command: 'touch board.txt' },
+  });
+  await page.waitForFunction((sel) => document.querySelector(sel)?.textContent.includes('Bash'),
+    `${card(S)} [data-field="current_tool"]`, { timeout: 10000 });
+  check(true, 'the card shows the tool running (Bash)');
+
+  // Tokens and cost come with a model request (OTLP), not with a change of state: the board reads them again.
+  await otlpLogNow(S, 'api_request', {
+    'prompt.id': 'p-board', model: 'claude-opus-4-8', input_tokens: 1234, output_tokens: 567, cost_usd: 0.0421,
+    duration_ms: 80,
+  });
+  // A configuration record of the session, which timelines fold away.
+  await otlpLogNow(S, 'hook_registered', { hook_event: 'PreToolUse', hook_type: 'command' });
+  const t0 = Date.now();
+  await page.waitForFunction(
+    (sel) => document.querySelector(`${sel} [data-field="tokens"]`)?.textContent === '1.2k in / 567 out' &&
+      document.querySelector(`${sel} [data-field="cost"]`)?.textContent === '$0.0421',
+    card(S), { timeout: 10000 },
+  ).catch(async (e) => {
+    throw new Error(`tokens and cost on the card: ${e.message.split('\n')[0]}; card ${await page.textContent(card(S))}`);
+  });
+  figures.board_tokens_ms = Date.now() - t0;
+  check(true, `the card shows tokens and cost without a change of state (${figures.board_tokens_ms} ms)`);
+  check((await cardField(S, 'model')) === 'claude-opus-4-8', 'the card shows the model');
+
+  // Needs you: the permission request, what it waits on, for how long (ticking).
+  await moveTo('needs', S, 'permission request: needs you', () =>
+    hookNow(S, 'PermissionRequest', {
+      ...common, prompt_id: 'p-board', tool_name: 'Bash', tool_input: { command: 'touch board.txt' },
+    }));
+  check((await cardField(S, 'waiting_on')).includes('Bash'), `the card says what it waits on: ${await cardField(S, 'waiting_on')}`);
+  check((await page.getAttribute(card(S), 'data-state')) === 'waiting_for_permission' &&
+    /waiting for permission/.test(await page.textContent(`${card(S)} .card-state`)), 'the card says waiting for permission');
+  const waited = await sinceSeconds(S);
+  check(waited <= 10, `the time in the state starts from the request (${waited} s)`);
+  await page.waitForFunction(
+    ([sel, from]) => {
+      const m = /^(\d+) s$/.exec(document.querySelector(sel)?.textContent.trim() || '');
+      return m && Number(m[1]) >= from + 2;
+    },
+    [`${card(S)} [data-field="since"]`, waited], { timeout: 10000 },
+  );
+  check(true, `the time in the state ticks (${await sinceSeconds(S)} s)`);
+  check((await page.textContent('#needs-badge')) === '1' && (await page.title()).startsWith('(1)'),
+    'the Board switch and the page title count the session that needs you');
+  await page.screenshot({ path: path.join(ARTIFACTS, 'board-needs-you.png') });
+
+  // Back to work: the wait is over, the time starts again.
+  await moveTo('working', S, 'tool ran: working', () =>
+    hookNow(S, 'PostToolUse', { ...common, prompt_id: 'p-board', tool_name: 'Bash', tool_use_id: 'toolu_board_1' }));
+  check(!(await page.$(`${card(S)} [data-field="waiting_on"]`)), 'working again, the card waits on nothing');
+  check((await sinceSeconds(S)) <= 3, 'the time in the state starts again');
+  check(await page.isHidden('#needs-badge'), 'nothing needs you any more');
+
+  // A click on the card: the session view with tokens and cost.
+  await page.click(card(S));
+  await page.waitForSelector(`#session-view[data-session="${S}"]`, { state: 'visible' });
+  await page.waitForSelector('#session-summary [data-field="tokens"]');
+  const summaryField = (f) => page.textContent(`#session-summary [data-field="${f}"] b`);
+  check((await summaryField('tokens')) === '1,234 / 567', `the session view shows the tokens: ${await summaryField('tokens')}`);
+  check((await summaryField('cost')) === '$0.0421', `the session view shows the cost: ${await summaryField('cost')}`);
+  check((await summaryField('state')) === 'working', 'the session view shows the state');
+  check(await page.isVisible('#board-pane'), 'the board stays beside the session');
+  await page.waitForSelector('#lanes-config:not([hidden])');
+  check((await page.getAttribute('#lanes-config', 'data-hidden')) === '1' &&
+    /1 configuration record folded/.test(await page.textContent('#lanes-config')),
+    "the session's lanes fold its configuration record");
+  await page.screenshot({ path: path.join(ARTIFACTS, 'board-session.png') });
+
+  // Done: the end, seen on the board and in the open session.
+  await moveTo('done', S, 'session end: done', () => hookNow(S, 'SessionEnd', { ...common, reason: 'exit' }));
+  check((await page.getAttribute(card(S), 'data-state')) === 'ended', 'the card says ended');
+  await page.waitForFunction(() =>
+    document.querySelector('#session-summary [data-field="state"] b')?.textContent === 'ended');
+  check(true, 'the open session shows the end without a reload');
+
+  // A failure: its error kind on the card.
+  await moveTo('working', S_FAILS, 'other prompt: working', () =>
+    hookNow(S_FAILS, 'UserPromptSubmit', { ...common, prompt: 'fail please' }));
+  await moveTo('done', S_FAILS, 'stop failure: failed', () =>
+    hookNow(S_FAILS, 'StopFailure', { ...common, error: 'rate_limit' }));
+  check((await page.getAttribute(card(S_FAILS), 'data-state')) === 'failed' &&
+    (await cardField(S_FAILS, 'state_detail')).includes('rate_limit'), 'a failed session shows its error kind');
+
+  const trail = await page.evaluate(() => window.__trail);
+  check(JSON.stringify(trail) === JSON.stringify(['idle', 'working', 'needs', 'working', 'done']),
+    `the card moved live: ${trail.join(' → ')}`);
+  check(await page.evaluate(() => window.__noReload === true), 'all of it without a reload');
+  await page.screenshot({ path: path.join(ARTIFACTS, 'board.png') });
+
+  // The event timeline, one click away; configuration records folded unless asked for.
+  await page.click('#views button[data-view="events"]');
+  await page.waitForSelector('#timeline-pane', { state: 'visible' });
+  check(!(await page.isVisible('#board-pane')) && page.url().includes('view=events'), 'one click shows the event timeline');
+  await page.waitForSelector(`#timeline .event[data-session="${S}"][data-event-type="SessionEnd"]`);
+  await page.waitForSelector('#config-fold:not([hidden])');
+  const configRows = () =>
+    page.$$eval('#timeline .event', (rows, types) => rows.filter((r) => types.includes(r.dataset.eventType)).length, CONFIG_TYPES);
+  check(Number(await page.getAttribute('#config-fold', 'data-hidden')) >= 1 && (await configRows()) === 0 &&
+    /configuration records? folded/.test(await page.textContent('#config-fold')),
+    `configuration records are folded into one row: ${await page.textContent('#config-fold-text')}`);
+  await page.screenshot({ path: path.join(ARTIFACTS, 'events-config-folded.png') });
+  await page.click('#config-toggle');
+  await page.waitForSelector(`#timeline .event[data-session="${S}"][data-event-type="hook_registered"]`);
+  check(true, 'asked for, the configuration records are shown');
+  await page.click('#config-toggle');
+  await page.waitForFunction(() => !document.querySelector('#timeline .event[data-event-type="hook_registered"]'));
+  check(true, 'and folded again');
+  await page.waitForSelector('#filter-event-type option[value="hook_registered"]', { state: 'attached' });
+  await page.selectOption('#filter-event-type', 'hook_registered');
+  await page.waitForSelector(`#timeline .event[data-session="${S}"][data-event-type="hook_registered"]`);
+  check(await page.isHidden('#config-fold'), 'choosing a configuration type in the event-type filter shows its records');
+  await page.selectOption('#filter-event-type', '');
+
+  // A reload keeps the view and the open session.
+  await page.reload();
+  await page.waitForSelector('#status[data-state="open"]', { timeout: 15000 });
+  check((await page.getAttribute('body', 'data-view')) === 'events' && (await page.isVisible('#timeline-pane')),
+    'a reload keeps the event timeline');
+  await page.waitForSelector(`#session-view[data-session="${S}"]`, { state: 'visible' });
+  check(true, 'and the open session');
+}
+
 async function main() {
   if (READ_TOKEN) return tokenChecks();
   const browser = await launch();
@@ -168,6 +398,8 @@ async function main() {
     check(resp.ok(), `GET / answers ${resp.status()}`);
     await page.waitForSelector('#status[data-state="open"]', { timeout: 15000 });
     check(true, 'the live stream connects (#status open)');
+
+    await boardChecks(page, stats, waitStats);
 
     // Native telemetry over OTLP/HTTP JSON, then hook payloads one by one.
     await post('/v1/logs', fs.readFileSync(path.join(FIXTURES, 'otlp-json/export_logs.json'), 'utf8'));
@@ -210,7 +442,9 @@ async function main() {
     await page.selectOption('#filter-event-type', '');
 
     // The session filter: only that session's events remain; the session view opens.
-    const failCount = hooks.filter((h) => h.item.session_id === S_FAIL).length;
+    // Less the configuration records, folded away.
+    const failCount = hooks.filter((h) => h.item.session_id === S_FAIL && !CONFIG_TYPES.includes(h.item.hook_event_name))
+      .length;
     await page.waitForSelector(`#filter-session option[value="${S_FAIL}"]`, { state: 'attached' });
     await page.selectOption('#filter-session', S_FAIL);
     await page.waitForFunction(
@@ -402,6 +636,18 @@ async function main() {
     figures.timeline_dom_rows = await page.$$eval('#timeline .event', (r) => r.length);
     check(figures.timeline_dom_rows < 150, `the timeline keeps ${figures.timeline_dom_rows} rows in the DOM for ${afterLoad.shown} events`);
     await page.screenshot({ path: path.join(ARTIFACTS, 'dashboard-10k.png') });
+
+    // The board after the load: a card for each of its sessions.
+    await page.click('#views button[data-view="board"]');
+    await page.waitForFunction(
+      (ids) => ids.every((id) => document.querySelector(`#board .card[data-session="${id}"]`)),
+      loadSessions, { timeout: 15000 },
+    );
+    figures.board_cards = await page.$$eval('#board .card', (c) => c.length);
+    check(true, `the board shows the ${loadSessions.length} sessions of the load (${figures.board_cards} cards)`);
+    await page.screenshot({ path: path.join(ARTIFACTS, 'board-10k.png') });
+    await page.click('#views button[data-view="events"]');
+    await page.waitForSelector('#timeline-pane', { state: 'visible' });
 
     // A filter change applies within a couple of frames, measured in the page.
     const target = loadSessions[3];

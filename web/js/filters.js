@@ -6,7 +6,7 @@ import { typeColor } from './colors.js';
 import { dom, el, selects } from './dom.js';
 import { shortId } from './format.js';
 import { requestFrame } from './frame.js';
-import { openSession } from './session.js';
+import { openSession, session } from './session.js';
 import { SELECT_FIELDS, SERVER_FIELDS, compileMatch, state } from './store.js';
 import { subscribeSoon } from './stream.js';
 import { scrollToNewest } from './timeline.js';
@@ -99,6 +99,7 @@ export function setFilter(field, value) {
   }
   compileMatch();
   state.viewDirty = true;
+  session.lanesDirty = true;
   scrollToNewest();
   requestFrame();
   if (SERVER_FIELDS.some(([f]) => f === field)) subscribeSoon();
@@ -108,6 +109,18 @@ export function setFilter(field, value) {
 for (const f of SELECT_FIELDS) {
   selects[f].addEventListener('change', () => setFilter(f, selects[f].value));
 }
+
+// Configuration records shown in the timelines, or folded away.
+export function showConfig(on) {
+  state.showConfig = !!on;
+  compileMatch();
+  state.viewDirty = true;
+  session.lanesDirty = true;
+  requestFrame();
+}
+
+dom.configToggle.addEventListener('click', () => showConfig(!state.showConfig));
+dom.lanesConfig.addEventListener('click', () => showConfig(!state.showConfig));
 
 let searchTimer = 0;
 dom.search.addEventListener('input', () => {

@@ -23,6 +23,31 @@ export function fmtDuration(ms) {
   return `${(ms / 3600000).toFixed(1)} h`;
 }
 
+// How long something has lasted, to the second, as a ticking display shows it: `42 s`, `3 min 05 s`, `2 h 07 min`.
+export function fmtAge(ms) {
+  if (ms == null || !isFinite(ms)) return '';
+  const s = Math.max(0, Math.floor(ms / 1000));
+  const p = (n) => String(n).padStart(2, '0');
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${p(s % 60)} s`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${p(Math.floor((s % 3600) / 60))} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
+// A token count, short: `950`, `12.3k`, `4.1M`.
+export function fmtTokens(n) {
+  n = Number(n) || 0;
+  if (n < 1000) return String(n);
+  if (n < 1e6) return `${(n / 1000).toFixed(n < 1e4 ? 1 : 0)}k`;
+  return `${(n / 1e6).toFixed(1)}M`;
+}
+
+// A cost in US dollars: cents for a dollar or more, four decimals below.
+export function fmtCost(usd) {
+  usd = Number(usd) || 0;
+  return usd >= 1 ? `$${usd.toFixed(2)}` : `$${usd.toFixed(4)}`;
+}
+
 export function clip(s, n) {
   s = String(s);
   return s.length > n ? s.slice(0, n - 1) + '…' : s;

@@ -1,5 +1,7 @@
 // Applying the messages queued since the last frame: each event once (by event id), kept in commit order, the
-// oldest trimmed past MAX_EVENTS; added to the timeline view, the open session and the pulse.
+// oldest trimmed past MAX_EVENTS; added to the timeline view, the open session and the pulse. Live events also
+// tell the board to read the sessions again soon (their tokens, cost, running tool).
+import { refreshBoardSoon } from './board.js';
 import { eventKey, eventTime } from './format.js';
 import { pulseAdd } from './pulse.js';
 import { session, sessionLiveEvent } from './session.js';
@@ -29,6 +31,7 @@ export function ingest(batch) {
       if (t < state.liveSince) state.liveSince = t;
     }
     if (state.match(ev)) forView.push(ev);
+    else if (state.configFolded(ev)) state.configHidden++;
     if (session.id && ev.session_id === session.id) sessionLiveEvent(ev);
   }
   if (outOfOrder) events.sort((a, b) => a.id - b.id);
@@ -46,5 +49,8 @@ export function ingest(batch) {
     keepScrollAnchor(forView.length);
   }
   state.live += liveNew;
-  if (liveNew) pulseAdd(liveNew);
+  if (liveNew) {
+    pulseAdd(liveNew);
+    refreshBoardSoon();
+  }
 }

@@ -1,18 +1,33 @@
 // The agent swim lanes of the open session: one canvas per agent (main first, then by first event), the session's
-// events placed by time on a shared axis, errors marked; a click near an event shows it.
+// events placed by time on a shared axis, errors marked; a click near an event shows it. Configuration records are
+// left out unless asked for, and counted beside the heading.
 import { agentColor, hashHue, typeColor } from './colors.js';
 import { dom, el } from './dom.js';
 import { clip, clockTime, eventKey, eventTime, fmtDuration } from './format.js';
 import { requestFrame } from './frame.js';
 import { session, showEventDetail } from './session.js';
-import { state } from './store.js';
+import { isConfig, showingConfig, state } from './store.js';
+
+function renderLanesFold(folded, configs) {
+  const b = dom.lanesConfig;
+  b.hidden = !folded && !(state.showConfig && configs);
+  b.dataset.hidden = String(folded);
+  b.textContent = folded
+    ? `${folded.toLocaleString()} configuration record${folded === 1 ? '' : 's'} folded · show`
+    : 'fold configuration records';
+  b.setAttribute('aria-pressed', String(!folded));
+}
 
 export function renderLanes() {
   session.lanesDirty = false;
   if (!session.id) return;
-  const events = session.events;
+  const shown = showingConfig();
+  const configs = session.events.reduce((n, ev) => n + (isConfig(ev) ? 1 : 0), 0);
+  const events = shown ? session.events : session.events.filter((ev) => !isConfig(ev));
+  renderLanesFold(shown ? 0 : configs, configs);
   if (!events.length) {
-    dom.lanes.replaceChildren(el('div', 'empty-note', 'no events of this session received yet'));
+    const note = configs ? 'only configuration records so far' : 'no events of this session received yet';
+    dom.lanes.replaceChildren(el('div', 'empty-note', note));
     session.laneEls.clear();
     dom.lanesSpan.textContent = '';
     return;

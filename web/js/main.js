@@ -1,4 +1,5 @@
-// hivewatch dashboard: a live view of the events hivewatch commits, over the dashboard WebSocket stream.
+// hivewatch dashboard: a live view of the sessions and the events hivewatch commits, over the dashboard WebSocket
+// stream. It opens on the board (sessions by what they need from the person); the event timeline is the other view.
 //
 // Plain JavaScript modules, no build step, no dependencies. Everything that reaches the DOM goes through textContent
 // or attributes, never innerHTML, because event payloads are whatever agents sent.
@@ -10,8 +11,9 @@
 // This is the entry: what each frame does, the handlers that join one part of the page to another, window.hivewatch,
 // and the start.
 import { initToken, saveToken } from './api.js';
+import { board, refreshBoard, renderBoard } from './board.js';
 import { dom } from './dom.js';
-import { loadKnownSessions, optionsStale, renderOptions, setFilter } from './filters.js';
+import { loadKnownSessions, optionsStale, renderOptions, setFilter, showConfig } from './filters.js';
 import { eventKey } from './format.js';
 import { requestFrame, setFrameHandler } from './frame.js';
 import { ingest } from './ingest.js';
@@ -22,9 +24,11 @@ import { indicator, renderCounters } from './status.js';
 import { compileMatch, state } from './store.js';
 import { connect, dropConnection, reconnectNow } from './stream.js';
 import { onRowClick, rebuildView, renderTimeline, rowsInDom } from './timeline.js';
+import { hashParam, setView, view } from './views.js';
 
 // ---------------------------------------------------------------------------------------------------------------
-// Frame: apply what arrived, then render; the filter options and the lanes at most every 400 and 250 ms.
+// Frame: apply what arrived, then render the view shown; the filter options and the lanes at most every 400 and
+// 250 ms.
 
 let lastOptionsAt = 0;
 let optionsTimer = 0;
@@ -34,7 +38,8 @@ function flush() {
   const t0 = performance.now();
   if (state.pending.length) ingest(state.pending.splice(0));
   if (state.viewDirty) rebuildView();
-  renderTimeline();
+  if (view.current === 'events') renderTimeline();
+  renderBoard();
   const now = performance.now();
   if (optionsStale()) {
     if (now - lastOptionsAt > 400) {
@@ -87,6 +92,7 @@ dom.auth.addEventListener('submit', (e) => {
   dom.auth.hidden = true;
   reconnectNow();
   loadKnownSessions();
+  refreshBoard();
   if (session.id) loadSession(true);
 });
 
@@ -111,15 +117,28 @@ window.hivewatch = {
     lastFlushMs: Math.round(state.lastFlushMs * 10) / 10,
     maxFlushMs: Math.round(state.maxFlushMs * 10) / 10,
     filters: { ...state.filters },
+    view: view.current,
+    configHidden: state.configHidden,
+    board: {
+      sessions: board.sessions.size,
+      loads: board.loads,
+      liveStates: board.liveStates,
+      error: board.error,
+    },
   }),
   has: (eventId) => state.byKey.has(eventId),
   dropConnection,
   setFilter,
+  setView,
+  showConfig,
   openSession,
 };
 
 initToken();
+setView(hashParam('view'));
 compileMatch();
+if (hashParam('session')) openSession(hashParam('session'));
+refreshBoard();
 loadKnownSessions();
 connect();
 drawPulse();

@@ -1,13 +1,15 @@
-// The session view: opening a session (from a clicked event or the session filter), loading it from the API
-// (timeline and tool calls, transcript) and again, throttled, while its events arrive live; its summary line and
-// the JSON of the selected event. Lanes, waterfall and transcript are drawn by their own modules.
+// The session view: opening a session (from a board card, a clicked event or the session filter), loading it from
+// the API (timeline and tool calls, transcript) and again, throttled, while its events arrive live; its summary
+// (state and how long, what it waits on, tokens and cost, counts), kept current by the board's updates; and the
+// JSON of the selected event. Lanes, waterfall and transcript are drawn by their own modules.
 import { getJSON } from './api.js';
 import { sessionColor, typeColor } from './colors.js';
 import { dom, el } from './dom.js';
-import { clip, eventKey, eventTime, fmtDuration, shortId } from './format.js';
+import { clip, eventKey, eventTime, fmtAge, fmtDuration, shortId } from './format.js';
 import { requestFrame } from './frame.js';
-import { state } from './store.js';
+import { keepLaterState, state, stateLabel, stateOf } from './store.js';
 import { renderTranscript, resetTranscript } from './transcript.js';
+import { setHashParam } from './views.js';
 import { renderWaterfall } from './waterfall.js';
 
 const TOOL_EVENTS = new Set(['PreToolUse', 'PostToolUse', 'PostToolUseFailure', 'PermissionRequest']);
@@ -17,7 +19,8 @@ const TRANSCRIPT_EVENTS = new Set([
 
 export const session = {
   id: null,
-  data: null,
+  data: null, // the session API's answer: the timeline, tool calls
+  summary: null, // the session object: state, totals
   events: [],
   keys: new Set(),
   lanesDirty: false,
@@ -28,6 +31,30 @@ export const session = {
   wantTranscript: false,
   laneEls: new Map(),
 };
+
+const openListeners = [];
+
+// `fn(id)` after a session opens or (`null`) closes.
+export function onSessionOpen(fn) {
+  openListeners.push(fn);
+}
+
+function opened(id) {
+  document.body.toggleAttribute('data-session-open', !!id);
+  setHashParam('session', id);
+  for (const fn of openListeners) fn(id);
+}
+
+// The session object in the session API's answer: its fields at the top level (beside `events` and `tool_calls`),
+// or under `session`.
+const sessionObject = (body) => (body && body.session && typeof body.session === 'object' ? body.session : body);
+
+// The board learned something of the open session (a change of state, new totals).
+export function sessionStateChanged(s) {
+  if (!session.id || s.session_id !== session.id) return;
+  session.summary = keepLaterState(session.summary, s);
+  renderSummary();
+}
 
 function sessionAddEvent(ev) {
   const key = eventKey(ev);
@@ -64,6 +91,7 @@ export function openSession(id, ev) {
   if (changed) {
     session.id = id;
     session.data = null;
+    session.summary = null;
     session.events = [];
     session.keys = new Set();
     resetTranscript();
@@ -87,11 +115,15 @@ export function openSession(id, ev) {
   if (ev) showEventDetail(ev);
   session.lanesDirty = true;
   requestFrame();
-  if (changed) loadSession(true);
+  if (changed) {
+    opened(id);
+    loadSession(true);
+  }
 }
 
 function closeSession() {
   session.id = null;
+  session.summary = null;
   session.seq++;
   clearTimeout(session.reloadTimer);
   session.reloadTimer = 0;
@@ -99,6 +131,7 @@ function closeSession() {
   delete dom.sessionView.dataset.session;
   dom.placeholder.hidden = false;
   state.selectedKey = null;
+  opened(null);
   requestFrame();
 }
 
@@ -120,6 +153,7 @@ export async function loadSession(withTranscript) {
   delete dom.sessionView.dataset.loading;
   if (timeline.status === 'fulfilled') {
     session.data = timeline.value;
+    session.summary = keepLaterState(session.summary, sessionObject(timeline.value));
     for (const ev of timeline.value.events || []) sessionAddEvent(ev);
     renderSummary();
     renderWaterfall(session.data && session.data.tool_calls);
@@ -143,31 +177,50 @@ export async function loadSession(withTranscript) {
 }
 
 function renderSummary() {
-  const s = session.data || {};
+  const s = session.summary;
+  if (!s) return;
+  const st = stateOf(s);
+  const since = Date.parse(s.state_since);
+  // [field, label, value]; tokens and cost always, zero included.
   const items = [
-    ['app', s.source_app],
-    ['status', s.status],
-    ['events', s.event_count],
-    ['tool calls', s.tool_call_count],
-    ['failures', s.tool_failures],
-    ['errors', s.error_count],
-    ['model', s.model],
-    ['tokens in/out', s.input_tokens || s.output_tokens ? `${s.input_tokens ?? 0}/${s.output_tokens ?? 0}` : null],
-    ['cost', s.cost_usd ? `$${Number(s.cost_usd).toFixed(4)}` : null],
-    ['first', s.first_seen ? new Date(s.first_seen).toLocaleString() : null],
-    ['last', s.last_seen ? new Date(s.last_seen).toLocaleString() : null],
-    ['cwd', s.cwd],
+    ['state', 'state', stateLabel(s)],
+    ['since', 'for', isFinite(since) ? fmtAge(Date.now() - since) : null],
+    ['waiting_on', 'waits on', st.startsWith('waiting') ? s.waiting_on : null],
+    ['current_tool', 'tool', s.current_tool],
+    ['state_detail', st === 'failed' ? 'error' : 'detail', st === 'failed' ? s.state_detail || 'unknown' : null],
+    ['tokens', 'tokens in/out',
+      `${(Number(s.input_tokens) || 0).toLocaleString()} / ${(Number(s.output_tokens) || 0).toLocaleString()}`],
+    ['cost', 'cost', `$${(Number(s.cost_usd) || 0).toFixed(4)}`],
+    ['model', 'model', s.model],
+    ['source_app', 'app', s.source_app],
+    ['events', 'events', s.event_count],
+    ['tool_calls', 'tool calls', s.tool_call_count],
+    ['failures', 'failures', s.tool_failures],
+    ['errors', 'errors', s.error_count],
+    ['first', 'first', s.first_seen ? new Date(s.first_seen).toLocaleString() : null],
+    ['last', 'last', s.last_seen ? new Date(s.last_seen).toLocaleString() : null],
+    ['cwd', 'cwd', s.cwd],
   ];
   const frag = document.createDocumentFragment();
-  for (const [k, v] of items) {
+  for (const [field, label, v] of items) {
     if (v === null || v === undefined || v === '') continue;
-    const item = el('span', null, `${k} `);
-    item.append(el('b', null, v));
+    const item = el('span', null, `${label} `);
+    item.dataset.field = field;
+    const value = el('b', null, v);
+    if (field === 'since') value.dataset.since = String(since);
+    item.append(value);
     frag.append(item);
   }
-  if (s.truncated) frag.append(el('span', null, '(timeline truncated)'));
+  if (session.data && session.data.truncated) frag.append(el('span', null, '(timeline truncated)'));
+  dom.sessionSummary.dataset.state = st;
   dom.sessionSummary.replaceChildren(frag);
 }
+
+// How long the open session has been in its state, ticking.
+setInterval(() => {
+  const b = dom.sessionSummary.querySelector('[data-since]');
+  if (b && session.id) b.textContent = fmtAge(Date.now() - Number(b.dataset.since));
+}, 1000);
 
 export function showEventDetail(ev) {
   const box = dom.eventDetail;

@@ -1,7 +1,9 @@
 // The live stream: the dashboard WebSocket, reconnected with backoff and jitter, pinged when silent; the filters
 // the server applies (in the URL, then in subscribe messages); and reading back through the events API what the
-// server dropped for this page. Messages are queued in state.pending for the next frame.
+// server dropped for this page. Events are queued in state.pending for the next frame; a session's change of state
+// goes to the board at once, and the board reads the sessions again when the stream (re)opens or lost messages.
 import { askForToken, auth, getJSON, tokenRefused } from './api.js';
+import { boardSessionState, refreshBoard, refreshBoardSoon } from './board.js';
 import { dom } from './dom.js';
 import { clip, eventKey, jsonText } from './format.js';
 import { requestFrame } from './frame.js';
@@ -56,6 +58,7 @@ export function connect() {
     conn.lastMessageAt = Date.now();
     state.connects++;
     setStatus('open', 'live');
+    refreshBoard(); // what changed while disconnected
     // The filters changed while connecting: the URL carried the old ones.
     if (sock._filters !== JSON.stringify(serverFilters())) sendSubscribe();
   };
@@ -188,9 +191,13 @@ function handleMessage(data) {
     case 'heartbeat':
       showHeartbeat(msg.time);
       break;
+    case 'session_state':
+      boardSessionState(msg);
+      break;
     case 'missed':
       state.missed += Number(msg.count) || 0;
       refillSoon();
+      refreshBoardSoon();
       break;
     case 'broadcast':
       showBanner(`broadcast: ${clip(jsonText(msg.message), 500)}`);

@@ -1,11 +1,12 @@
 // The event timeline: a virtualized list of the events that pass the filters, newest first. Only the rows in view
 // exist in the DOM (a pool of row elements, refilled as the list scrolls); a reader scrolled down keeps seeing the
-// same rows while new events enter at the top.
+// same rows while new events enter at the top. Configuration records are folded into one row above the list,
+// which shows them on request.
 import { sessionColor, typeColor } from './colors.js';
 import { dom, el } from './dom.js';
 import { clockTime, detailText, eventKey, eventTime, shortId } from './format.js';
 import { requestFrame } from './frame.js';
-import { state } from './store.js';
+import { CONFIG_TYPES, state } from './store.js';
 
 const ROW_H = 26;
 const OVERSCAN = 8;
@@ -26,7 +27,13 @@ export function scrollToNewest() {
 
 export function rebuildView() {
   const prevTop = dom.timeline.scrollTop;
-  state.view = state.events.filter(state.match);
+  let folded = 0;
+  state.view = state.events.filter((ev) => {
+    if (state.match(ev)) return true;
+    if (state.configFolded(ev)) folded++;
+    return false;
+  });
+  state.configHidden = folded;
   state.viewDirty = false;
   // A changed filter starts from the newest event; a trim keeps the position.
   if (timelineRender.resetScroll) {
@@ -127,7 +134,27 @@ export function renderTimeline() {
     }
   }
   dom.empty.hidden = n > 0;
-  if (!n) dom.empty.textContent = state.events.length ? 'No events match the filters.' : 'Waiting for events…';
+  if (!n) {
+    dom.empty.textContent = state.configHidden
+      ? 'Only configuration records so far.'
+      : state.events.length ? 'No events match the filters.' : 'Waiting for events…';
+  }
+  renderConfigFold();
+}
+
+// The row that stands for the folded configuration records (none when the event-type filter asks for one).
+function renderConfigFold() {
+  const asked = CONFIG_TYPES.has(state.filters.event_type);
+  const hidden = state.configHidden;
+  const fold = dom.configFold;
+  fold.hidden = asked || (!hidden && !state.showConfig);
+  fold.dataset.hidden = String(hidden);
+  if (fold.hidden) return;
+  dom.configFoldText.textContent = state.showConfig
+    ? 'configuration records shown'
+    : `${hidden.toLocaleString()} configuration record${hidden === 1 ? '' : 's'} folded`;
+  dom.configToggle.textContent = state.showConfig ? 'fold them' : 'show';
+  dom.configToggle.setAttribute('aria-pressed', String(state.showConfig));
 }
 
 // Clicks on a row: on its session chip, `onChip(ev)`; anywhere else, `onRow(ev)`.
