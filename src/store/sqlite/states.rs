@@ -21,6 +21,42 @@ use crate::store::states::{StateCounts, SweepPolicy};
 
 /// Session ids per `IN (…)` list.
 const ID_CHUNK: usize = 500;
+/// Rows per state update (11 parameters each, well under SQLite's limit of 32,766).
+const UPDATE_CHUNK: usize = 500;
+
+/// Writes the folded state of `ids` with one statement: Diesel prepares an UPDATE anew each time it runs, so one
+/// per commit rather than one per session.
+fn write_rows(
+    conn: &mut SqliteConnection,
+    ids: &[Uuid],
+    rows: &HashMap<Uuid, StateRow>,
+) -> QueryResult<()> {
+    use diesel::sql_types::{Bool, Nullable};
+    let values = vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; ids.len()].join(", ");
+    let sql = format!(
+        "UPDATE sessions SET state = u.column2, state_since = u.column3, state_at = u.column4, \
+           waiting_on = u.column5, state_agent = u.column6, state_detail = u.column7, current_tool = u.column8, \
+           subagents = u.column9, stop_pending = u.column10, hooked = u.column11 \
+         FROM (VALUES {values}) AS u WHERE sessions.session_id = u.column1"
+    );
+    let mut query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
+    for id in ids {
+        let r = &rows[id];
+        query = query
+            .bind::<Text, _>(id.to_string())
+            .bind::<Text, _>(r.state.as_str())
+            .bind::<Nullable<BigInt>, _>(r.since)
+            .bind::<Nullable<BigInt>, _>(r.at)
+            .bind::<Nullable<Text>, _>(r.waiting_on.clone())
+            .bind::<Nullable<Text>, _>(r.agent.clone())
+            .bind::<Nullable<Text>, _>(r.detail.clone())
+            .bind::<Nullable<Text>, _>(r.current_tool.clone())
+            .bind::<BigInt, _>(r.subagents)
+            .bind::<Bool, _>(r.stop_pending)
+            .bind::<Bool, _>(r.hooked);
+    }
+    query.execute(conn).map(|_| ())
+}
 
 type StateColumns = (
     String,
@@ -94,22 +130,8 @@ pub(super) fn advance_states(
         }
     }
     let (changed_rows, changes) = fold_rows(&mut rows, touched);
-    for id in &changed_rows {
-        let r = &rows[id];
-        diesel::update(s::sessions.filter(s::session_id.eq(id.to_string())))
-            .set((
-                s::state.eq(r.state.as_str()),
-                s::state_since.eq(r.since),
-                s::state_at.eq(r.at),
-                s::waiting_on.eq(r.waiting_on.as_deref()),
-                s::state_agent.eq(r.agent.as_deref()),
-                s::state_detail.eq(r.detail.as_deref()),
-                s::current_tool.eq(r.current_tool.as_deref()),
-                s::subagents.eq(r.subagents),
-                s::stop_pending.eq(r.stop_pending),
-                s::hooked.eq(r.hooked),
-            ))
-            .execute(conn)?;
+    for chunk in changed_rows.chunks(UPDATE_CHUNK) {
+        write_rows(conn, chunk, &rows)?;
     }
     with_summaries(conn, changes)
 }
