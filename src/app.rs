@@ -141,11 +141,12 @@ pub async fn serve(
     ));
     let wake = Arc::new(tokio::sync::Notify::new());
     let notifier = match args.attention.rules() {
-        Some(_) => {
+        Some(rules) => {
             let notifier = Notifier::new(
                 store.clone(),
                 args.attention.notify_format,
                 args.attention.notify_secret.as_ref().map(|s| s.0.clone()),
+                rules.targets,
                 instruments.clone(),
                 wake.clone(),
             )

@@ -52,6 +52,8 @@ pub struct Notifier {
     store: Store,
     format: NotifyFormat,
     secret: Option<String>,
+    /// The target URLs this process sends to.
+    targets: Vec<String>,
     client: HttpsClient,
     instruments: Arc<Instruments>,
     wake: Arc<tokio::sync::Notify>,
@@ -62,6 +64,7 @@ impl Notifier {
         store: Store,
         format: NotifyFormat,
         secret: Option<String>,
+        targets: Vec<String>,
         instruments: Arc<Instruments>,
         wake: Arc<tokio::sync::Notify>,
     ) -> anyhow::Result<Notifier> {
@@ -80,6 +83,7 @@ impl Notifier {
             store,
             format,
             secret,
+            targets,
             client,
             instruments,
             wake,
@@ -98,7 +102,7 @@ impl Notifier {
     pub async fn deliver_due(&self) -> usize {
         let leased = match self
             .store
-            .lease_notifications(chrono::Utc::now(), LEASE, BATCH)
+            .lease_notifications(chrono::Utc::now(), LEASE, BATCH, self.targets.clone())
             .await
         {
             Ok(l) => l,

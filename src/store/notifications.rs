@@ -75,20 +75,23 @@ impl Store {
         }
     }
 
-    /// Leases up to `limit` due notifications for `lease` (another sender takes them over after it).
+    /// Leases up to `limit` due notifications for `lease` (another sender takes them over after it), of the
+    /// `targets` this sender is configured with: a replica started with other URLs (a rolling change of
+    /// configuration) leaves the others' rows alone.
     pub async fn lease_notifications(
         &self,
         now: DateTime<Utc>,
         lease: Duration,
         limit: i64,
+        targets: Vec<String>,
     ) -> Result<Vec<PendingNotification>, StoreError> {
         match self {
             Store::Sqlite(s) => {
                 s.clone()
-                    .blocking(move |s| s.lease_notifications(now, lease, limit))
+                    .blocking(move |s| s.lease_notifications(now, lease, limit, &targets))
                     .await
             }
-            Store::Postgres(p) => p.lease_notifications(now, lease, limit).await,
+            Store::Postgres(p) => p.lease_notifications(now, lease, limit, &targets).await,
         }
     }
 

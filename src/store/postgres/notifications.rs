@@ -120,18 +120,21 @@ impl PgStore {
         now: DateTime<Utc>,
         lease: Duration,
         limit: i64,
+        targets: &[String],
     ) -> Result<Vec<PendingNotification>, StoreError> {
         let until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::MAX);
         let mut conn = self.conn().await?;
         let leased: Vec<Leased> = diesel::sql_query(
             "UPDATE notifications SET lease_until = $1 WHERE id IN ( \
                SELECT id FROM notifications WHERE sent_at IS NULL AND next_attempt_at <= $2 \
-               AND (lease_until IS NULL OR lease_until < $2) ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
+               AND (lease_until IS NULL OR lease_until < $2) AND target = ANY($4) \
+               ORDER BY id LIMIT $3 FOR UPDATE SKIP LOCKED) \
              RETURNING id, session_id, kind::text AS kind, target, body, attempts",
         )
         .bind::<Timestamptz, _>(until)
         .bind::<Timestamptz, _>(now)
         .bind::<BigInt, _>(limit)
+        .bind::<diesel::sql_types::Array<Text>, _>(targets)
         .load(&mut conn)
         .await
         .map_err(unavailable)?;

@@ -99,19 +99,23 @@ impl SqliteStore {
         now: DateTime<Utc>,
         lease: Duration,
         limit: i64,
+        targets: &[String],
     ) -> Result<Vec<PendingNotification>, StoreError> {
         let now = micros(now);
+        let targets = serde_json::to_string(targets).unwrap_or_else(|_| "[]".into());
         let mut conn = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         let leased: Vec<Leased> = self.write(&mut conn, |conn| {
             diesel::sql_query(
                 "UPDATE notifications SET lease_until = ?1 WHERE id IN ( \
                    SELECT id FROM notifications WHERE sent_at IS NULL AND next_attempt_at <= ?2 \
-                   AND (lease_until IS NULL OR lease_until < ?2) ORDER BY id LIMIT ?3) \
+                   AND (lease_until IS NULL OR lease_until < ?2) \
+                   AND target IN (SELECT value FROM json_each(?4)) ORDER BY id LIMIT ?3) \
                  RETURNING id, session_id, kind, target, body, attempts",
             )
             .bind::<BigInt, _>(now + lease.as_micros() as i64)
             .bind::<BigInt, _>(now)
             .bind::<BigInt, _>(limit)
+            .bind::<Text, _>(&targets)
             .load(conn)
         })?;
         Ok(leased
