@@ -204,65 +204,85 @@ pub(super) fn insert_events(
         .collect())
 }
 
+/// Rows per tool-call statement (5 parameters each, well under SQLite's limit of 32,766).
+const PAIR_CHUNK: usize = 1000;
+
+#[derive(QueryableByName)]
+struct MergedHalf {
+    #[diesel(sql_type = Nullable<BigInt>)]
+    pre_at: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    post_id: Option<i64>,
+    #[diesel(sql_type = Nullable<BigInt>)]
+    post_at: Option<i64>,
+}
+
+#[derive(QueryableByName)]
+struct SetLatency {
+    #[diesel(sql_type = BigInt)]
+    id: i64,
+    #[diesel(sql_type = BigInt)]
+    latency_ms: i64,
+}
+
 /// Records the batch's tool-call halves in `tool_calls` and fills `latency_ms` of every Post whose Pre is now
 /// known (stored in this batch or an earlier one), by the one pairing rule of `model::tool_calls`. Returns the
-/// latencies set for events of this batch, by row id.
+/// latencies set for events of this batch, by row id. One statement per chunk for each step (Diesel prepares an
+/// upsert or an UPDATE anew every time, so not one per call).
 pub(super) fn pair_tools(
     conn: &mut SqliteConnection,
     stored: &[(i64, &AgentEvent)],
 ) -> QueryResult<HashMap<i64, i64>> {
-    use schema::agent_events::dsl as e;
-    use schema::tool_calls::dsl as t;
     let halves = ToolHalves::collect(stored.iter().copied());
-    let mut merged = Vec::with_capacity(halves.calls.len());
-    for ((session, tool_use_id), half) in &halves.calls {
-        // The stored half and this batch's, merged in the row (one key lookup).
-        let (pre_at, post_id, post_at): (Option<i64>, Option<i64>, Option<i64>) =
-            diesel::insert_into(t::tool_calls)
-                .values((
-                    t::session_id.eq(session.to_string()),
-                    t::tool_use_id.eq(tool_use_id),
-                    t::pre_at.eq(half.pre_at.map(micros)),
-                    t::post_id.eq(half.post.map(|p| p.0)),
-                    t::post_at.eq(half.post.map(|p| micros(p.1))),
-                ))
-                .on_conflict((t::session_id, t::tool_use_id))
-                .do_update()
-                .set((
-                    t::pre_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<BigInt>>(
-                        "coalesce(excluded.pre_at, tool_calls.pre_at)",
-                    )),
-                    t::post_id.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<BigInt>>(
-                        "coalesce(excluded.post_id, tool_calls.post_id)",
-                    )),
-                    t::post_at.eq(diesel::dsl::sql::<diesel::sql_types::Nullable<BigInt>>(
-                        "coalesce(excluded.post_at, tool_calls.post_at)",
-                    )),
-                ))
-                .returning((t::pre_at, t::post_id, t::post_at))
-                .get_result(conn)?;
-        merged.push(ToolHalf {
-            pre_at: pre_at.map(from_micros),
-            post: post_id.zip(post_at.map(from_micros)),
-        });
+    let calls: Vec<_> = halves.calls.iter().collect();
+    let mut merged = Vec::with_capacity(calls.len());
+    for chunk in calls.chunks(PAIR_CHUNK) {
+        // The stored half and this batch's, merged in the row (one key lookup each).
+        let values = vec!["(?, ?, ?, ?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO tool_calls (session_id, tool_use_id, pre_at, post_id, post_at) VALUES {values} \
+             ON CONFLICT (session_id, tool_use_id) DO UPDATE SET \
+               pre_at = coalesce(excluded.pre_at, tool_calls.pre_at), \
+               post_id = coalesce(excluded.post_id, tool_calls.post_id), \
+               post_at = coalesce(excluded.post_at, tool_calls.post_at) \
+             RETURNING pre_at, post_id, post_at"
+        );
+        let mut query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
+        for ((session, tool_use_id), half) in chunk {
+            query = query
+                .bind::<Text, _>(session.to_string())
+                .bind::<Text, _>(tool_use_id.as_str())
+                .bind::<Nullable<BigInt>, _>(half.pre_at.map(micros))
+                .bind::<Nullable<BigInt>, _>(half.post.map(|p| p.0))
+                .bind::<Nullable<BigInt>, _>(half.post.map(|p| micros(p.1)));
+        }
+        for m in query.load::<MergedHalf>(conn)? {
+            merged.push(ToolHalf {
+                pre_at: m.pre_at.map(from_micros),
+                post: m.post_id.zip(m.post_at.map(from_micros)),
+            });
+        }
     }
     let own = |id: i64| {
         stored
             .iter()
             .any(|(i, ev)| *i == id && ev.latency_ms.is_some())
     };
-    let latencies = latencies_to_set(merged, own);
+    let latencies: Vec<(i64, i64)> = latencies_to_set(merged, own).into_iter().collect();
     let mut set = HashMap::new();
-    for (&id, &ms) in &latencies {
-        let updated = diesel::update(
-            e::agent_events
-                .filter(e::id.eq(id))
-                .filter(e::latency_ms.is_null()),
-        )
-        .set(e::latency_ms.eq(ms))
-        .execute(conn)?;
-        if updated > 0 {
-            set.insert(id, ms);
+    for chunk in latencies.chunks(PAIR_CHUNK) {
+        let values = vec!["(?, ?)"; chunk.len()].join(", ");
+        let sql = format!(
+            "UPDATE agent_events SET latency_ms = u.column2 FROM (VALUES {values}) AS u \
+             WHERE agent_events.id = u.column1 AND agent_events.latency_ms IS NULL \
+             RETURNING agent_events.id, agent_events.latency_ms"
+        );
+        let mut query = diesel::sql_query(sql).into_boxed::<diesel::sqlite::Sqlite>();
+        for (id, ms) in chunk {
+            query = query.bind::<BigInt, _>(*id).bind::<BigInt, _>(*ms);
+        }
+        for s in query.load::<SetLatency>(conn)? {
+            set.insert(s.id, s.latency_ms);
         }
     }
     Ok(set)
