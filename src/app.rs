@@ -5,7 +5,6 @@
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use tokio::net::TcpListener;
@@ -135,10 +134,6 @@ pub async fn serve(
             args.retention.interval,
         ))
     });
-    let sessions_count = tokio::spawn(count_active_sessions(
-        store.clone(),
-        instruments.sessions_active.clone(),
-    ));
     let wake = Arc::new(tokio::sync::Notify::new());
     let notifier = match args.attention.rules() {
         Some(rules) => {
@@ -229,15 +224,9 @@ pub async fn serve(
         .await
         .context("the pipeline did not drain in time")?
         .context("pipeline task")?;
-    for task in [
-        retention,
-        Some(sessions_count),
-        Some(sweeper),
-        notifier,
-        follower,
-    ]
-    .into_iter()
-    .flatten()
+    for task in [retention, Some(sweeper), notifier, follower]
+        .into_iter()
+        .flatten()
     {
         task.abort();
     }
@@ -256,20 +245,6 @@ pub async fn serve(
     }
     tracing::info!("stopped cleanly");
     Ok(())
-}
-
-/// Keeps `hivewatch_sessions_active` current: sessions seen in the last 30 minutes and not ended, counted in the
-/// store (so every replica reports the same number) every 15 s.
-async fn count_active_sessions(store: Store, gauge: Arc<std::sync::atomic::AtomicI64>) {
-    let mut tick = tokio::time::interval(Duration::from_secs(15));
-    loop {
-        tick.tick().await;
-        let since = chrono::Utc::now() - chrono::Duration::minutes(30);
-        match store.active_sessions(since).await {
-            Ok(n) => gauge.store(n, std::sync::atomic::Ordering::Relaxed),
-            Err(e) => tracing::debug!(error = %e, "cannot count active sessions"),
-        }
-    }
 }
 
 /// Listens for SIGTERM and SIGINT from the moment it is called, and resolves at the first of them. Called before

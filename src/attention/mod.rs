@@ -14,6 +14,9 @@ use crate::sink::live::Hub;
 use crate::store::notifications::NotifyRules;
 use crate::store::{Store, SweepPolicy};
 
+/// `hivewatch_sessions_active` counts sessions seen this recently and not ended.
+const ACTIVE_WINDOW_MINUTES: i64 = 30;
+
 /// What the sweep does, and with what.
 pub struct Sweeper {
     pub store: Store,
@@ -36,8 +39,8 @@ impl Sweeper {
         }
     }
 
-    /// One pass as of `now`: timed transitions (published live and counted), notifications queued, states
-    /// counted for `/metrics`. A failing step is logged and tried again at the next pass.
+    /// One pass as of `now`: timed transitions (published live and counted), notifications queued, sessions
+    /// counted (active, and by state) for `/metrics`. A failing step is logged and tried again at the next pass.
     pub async fn sweep_once(&self, now: chrono::DateTime<chrono::Utc>) {
         match self.store.sweep_states(now, self.policy).await {
             Ok(changes) if !changes.is_empty() => {
@@ -61,6 +64,15 @@ impl Sweeper {
                     tracing::warn!(error = %e, "cannot queue notifications; trying again at the next sweep")
                 }
             }
+        }
+        // One query after the other, on one reader connection (an idle server opens no second one).
+        let since = now - chrono::Duration::minutes(ACTIVE_WINDOW_MINUTES);
+        match self.store.active_sessions(since).await {
+            Ok(n) => self
+                .instruments
+                .sessions_active
+                .store(n, std::sync::atomic::Ordering::Relaxed),
+            Err(e) => tracing::debug!(error = %e, "cannot count active sessions"),
         }
         match self.store.state_counts(now).await {
             Ok(counts) => {
