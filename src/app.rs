@@ -17,7 +17,7 @@ use crate::inflight::InflightBudget;
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
 use crate::receiver::otlp_grpc;
-use crate::sink::live::Hub;
+use crate::sink::live::{Hub, StatesOut};
 use crate::sink::prometheus::PrometheusSink;
 use crate::sink::{Sinks, live, otlp_export, redis_stream};
 use crate::state::{IngestState, ReadState};
@@ -97,14 +97,20 @@ pub async fn serve(
         "prometheus",
         Arc::new(PrometheusSink::new(instruments.clone())),
     );
+    let mut states = StatesOut::Hub(hub.clone());
+    let mut background = Vec::new();
     let (stream_status, publisher, follower) = match args.stream.config() {
         Some(config) => {
             let (sink, status, task) =
                 redis_stream::start(store.clone(), config.clone(), instruments.clone(), meter);
             pipeline_config.outbox_owner = Some(sink.owner().to_string());
             sinks.push("redis_stream", Arc::new(sink));
-            sinks.push("live_states", Arc::new(live::StatesOnly(hub.clone())));
-            // Every replica's clients see every replica's events: the hub reads the shared stream.
+            // Every replica's clients see every replica's events and state changes: the hub reads the shared
+            // stream, and the changes' channel beside it.
+            let (out, state_tasks) = StatesOut::redis(hub.clone(), config.url.clone(), &config.key);
+            sinks.push("live_states", Arc::new(out.clone()));
+            states = out;
+            background.extend(state_tasks);
             let follower = tokio::spawn(live::follow_redis(hub.clone(), config.url, config.key));
             (Some(status), Some(task), Some(follower))
         }
@@ -153,7 +159,7 @@ pub async fn serve(
     let sweeper = tokio::spawn(
         Sweeper {
             store: store.clone(),
-            hub: hub.clone(),
+            states,
             instruments: instruments.clone(),
             policy: args.attention.policy(),
             every: args.attention.sweep_interval,
@@ -227,6 +233,7 @@ pub async fn serve(
     for task in [retention, Some(sweeper), notifier, follower]
         .into_iter()
         .flatten()
+        .chain(background)
     {
         task.abort();
     }

@@ -308,6 +308,47 @@ async fn with_redis_every_replicas_clients_see_every_replicas_events() {
     assert_eq!(ns, (0..10).collect::<Vec<_>>());
 }
 
+/// With Redis, a session's state changes reach every replica's clients, whichever replica stored the event.
+#[tokio::test(flavor = "multi_thread")]
+async fn with_redis_every_replicas_clients_see_every_replicas_state_changes() {
+    let (db, redis) = (fresh_database().await, shared_redis().await);
+    let key = unique_stream_key("live-states");
+    let args = [
+        "--database-url",
+        &db,
+        "--redis-url",
+        &redis,
+        "--redis-stream-key",
+        &key,
+    ];
+    let (a, b) = (Server::start_with(&args), Server::start_with(&args));
+    let session = Uuid::new_v4();
+    let mut on_b = connect(&b, &format!("session_id={session}&backfill=0")).await;
+    next(&mut on_b, false).await;
+    // Give the subscription a moment to be in place.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for name in ["UserPromptSubmit", "Stop"] {
+        post(&a, session, name, 0).await;
+    }
+    let mut states = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while states.len() < 2 {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let msg = tokio::time::timeout(left, on_b.next())
+            .await
+            .expect("both state changes within 10 s")
+            .expect("stream open")
+            .expect("frame");
+        let Message::Text(t) = msg else { continue };
+        let v: Value = serde_json::from_str(&t).unwrap();
+        if v["type"] == "session_state" {
+            assert_eq!(v["session"]["session_id"], json!(session));
+            states.push(v["session"]["state"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!(states, ["working", "waiting_for_input"]);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn tail_prints_one_line_per_event() {
     let server = Server::start();

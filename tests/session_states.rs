@@ -455,7 +455,7 @@ fn hook_at(v: Value, at: DateTime<Utc>) -> hivewatch::model::AgentEvent {
 async fn the_sweep_abandons_a_silent_session_once_its_time_has_come() {
     use hivewatch::attention::Sweeper;
     use hivewatch::metrics::Metrics;
-    use hivewatch::sink::live::{Filter, Hub};
+    use hivewatch::sink::live::{Filter, Hub, StatesOut};
     use hivewatch::store::SweepPolicy;
 
     let dir = tempfile::tempdir().unwrap();
@@ -464,7 +464,7 @@ async fn the_sweep_abandons_a_silent_session_once_its_time_has_come() {
     let hub = Hub::start(Duration::from_secs(60), metrics.meter());
     let sweeper = Sweeper {
         store: store.clone(),
-        hub: hub.clone(),
+        states: StatesOut::Hub(hub.clone()),
         instruments: metrics.instruments(),
         policy: SweepPolicy {
             abandon_after: Duration::from_secs(30 * 60),

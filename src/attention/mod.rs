@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::metrics::Instruments;
-use crate::sink::live::Hub;
+use crate::sink::live::StatesOut;
 use crate::store::notifications::NotifyRules;
 use crate::store::{Store, SweepPolicy};
 
@@ -20,7 +20,8 @@ const ACTIVE_WINDOW_MINUTES: i64 = 30;
 /// What the sweep does, and with what.
 pub struct Sweeper {
     pub store: Store,
-    pub hub: Hub,
+    /// Where the sweep's state changes go (the live hubs).
+    pub states: StatesOut,
     pub instruments: Arc<Instruments>,
     pub policy: SweepPolicy,
     pub every: Duration,
@@ -46,7 +47,7 @@ impl Sweeper {
             Ok(changes) if !changes.is_empty() => {
                 tracing::debug!(sessions = changes.len(), "session sweep changed states");
                 self.instruments.state_changes(&changes);
-                self.hub.publish_states(changes.into());
+                self.states.publish(changes.into());
             }
             Ok(_) => {}
             Err(e) => {

@@ -379,13 +379,13 @@ pub fn fold_rows(
 
 /// A session whose state changed, as the live stream sends it (`{"type":"session_state",…}`) and as metrics and
 /// the board read it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionStateChanged {
     pub session: SessionSummary,
     pub previous: PreviousState,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PreviousState {
     pub state: SessionState,
     /// None for a session seen for the first time.

@@ -10,8 +10,10 @@
 //! receive it.
 
 mod redis_feed;
+mod redis_states;
 
 pub use redis_feed::follow_redis;
+pub use redis_states::StatesOut;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -363,16 +365,6 @@ impl Sink for Hub {
     fn deliver(&self, batch: &Committed) {
         self.publish(batch.events.clone());
         self.publish_states(batch.states.clone());
-    }
-}
-
-/// The hub as a sink of session state changes only: with the Redis stream configured, events reach the hub from
-/// the stream, and state changes from this process's commits.
-pub struct StatesOnly(pub Hub);
-
-impl Sink for StatesOnly {
-    fn deliver(&self, batch: &Committed) {
-        self.0.publish_states(batch.states.clone());
     }
 }
 
