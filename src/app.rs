@@ -141,13 +141,14 @@ pub async fn serve(
         ))
     });
     let wake = Arc::new(tokio::sync::Notify::new());
-    let notifier = match args.attention.rules() {
+    let rules = args.attention.rules();
+    let notifier = match &rules {
         Some(rules) => {
             let notifier = Notifier::new(
                 store.clone(),
                 args.attention.notify_format,
                 args.attention.notify_secret.as_ref().map(|s| s.0.clone()),
-                rules.targets,
+                rules.targets.clone(),
                 instruments.clone(),
                 wake.clone(),
             )
@@ -163,7 +164,7 @@ pub async fn serve(
             instruments: instruments.clone(),
             policy: args.attention.policy(),
             every: args.attention.sweep_interval,
-            notify: args.attention.rules().map(|r| (r, wake)),
+            notify: rules.map(|r| (r, wake)),
         }
         .run(),
     );

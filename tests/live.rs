@@ -279,10 +279,11 @@ async fn connections_are_listed_and_broadcasts_reach_every_client() {
     assert_eq!(bad.status(), 400);
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn with_redis_every_replicas_clients_see_every_replicas_events() {
+/// Two replicas on one Postgres and one Redis stream, and a client of the second following one new session (its
+/// backfill read, the follower given a moment to start reading from the stream's end).
+async fn two_replicas_with_redis(test: &str) -> (Server, Server, Uuid, Socket) {
     let (db, redis) = (fresh_database().await, shared_redis().await);
-    let key = unique_stream_key("live");
+    let key = unique_stream_key(test);
     let args = [
         "--database-url",
         &db,
@@ -295,8 +296,13 @@ async fn with_redis_every_replicas_clients_see_every_replicas_events() {
     let session = Uuid::new_v4();
     let mut on_b = connect(&b, &format!("session_id={session}&backfill=0")).await;
     next(&mut on_b, false).await;
-    // Give the follower a moment to start reading from the stream's end.
     tokio::time::sleep(Duration::from_millis(300)).await;
+    (a, b, session, on_b)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn with_redis_every_replicas_clients_see_every_replicas_events() {
+    let (a, _b, session, mut on_b) = two_replicas_with_redis("live").await;
     for i in 0..10 {
         post(&a, session, "Notification", i).await;
     }
@@ -311,22 +317,7 @@ async fn with_redis_every_replicas_clients_see_every_replicas_events() {
 /// With Redis, a session's state changes reach every replica's clients, whichever replica stored the event.
 #[tokio::test(flavor = "multi_thread")]
 async fn with_redis_every_replicas_clients_see_every_replicas_state_changes() {
-    let (db, redis) = (fresh_database().await, shared_redis().await);
-    let key = unique_stream_key("live-states");
-    let args = [
-        "--database-url",
-        &db,
-        "--redis-url",
-        &redis,
-        "--redis-stream-key",
-        &key,
-    ];
-    let (a, b) = (Server::start_with(&args), Server::start_with(&args));
-    let session = Uuid::new_v4();
-    let mut on_b = connect(&b, &format!("session_id={session}&backfill=0")).await;
-    next(&mut on_b, false).await;
-    // Give the subscription a moment to be in place.
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (a, _b, session, mut on_b) = two_replicas_with_redis("live-states").await;
     for name in ["UserPromptSubmit", "Stop"] {
         post(&a, session, name, 0).await;
     }
